@@ -1,0 +1,189 @@
+"""The `partner-hunt` command: argument parsing, subcommands and terminal output; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from partner_hunt import __version__
+from partner_hunt.config import Config, ConfigError, load_config, with_overrides
+
+DEFAULT_CONFIG = Path("conf/local.yml")
+# Problems a user can fix: reported in one line, no stack trace.
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UserError(Exception):
+    """An error whose message is the whole story for the user."""
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from partner_hunt.io import TableFormatError, TableNotFoundError
+    from partner_hunt.pipeline import BadInputError
+    from partner_hunt.schema import SchemaContractError
+    from partner_hunt.session import JavaMissingError
+
+    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError)
+
+
+def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    parser.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"YAML config file (default: {DEFAULT_CONFIG} if present, else built-in defaults)")
+    parser.add_argument("--master", help="Spark master URL, e.g. local[*] or spark://host:7077 (config spark.master)")
+    parser.add_argument("--debug", action="store_true", help="show the full stack trace on errors")
+
+
+def _add_hunt_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="MessageEvents Delta table: a path or catalog.schema.table (config source)")
+    parser.add_argument("--output", help="results Delta table: a path or catalog.schema.table (config output)")
+    parser.add_argument("--start", help="window start, inclusive: ISO date or date-time, UTC (config hunt.start)")
+    parser.add_argument("--end", help="window end, exclusive: ISO date or date-time, UTC (config hunt.end)")
+    parser.add_argument(
+        "--exclude-domain", action="append", dest="exclude_domain", metavar="D",
+        help="an own domain to leave out; repeat for several (config hunt.exclude_domains)",
+    )
+    parser.add_argument("--mode", choices=("kql", "corrected"), help="kql = exact parity (default); corrected = sender-side inbound")
+    parser.add_argument("--top", type=int, help="how many result rows to print (config hunt.top)")
+    _bool_flag(parser, "include-ratio", "compute Bad_Traffic_Percentage (config hunt.include_ratio)")
+    _bool_flag(parser, "normalize-domains", "lower-case/trim domains (config hunt.normalize_domains)")
+    _bool_flag(parser, "count-messages", "count distinct messages, not message x recipient rows (config hunt.count_messages)")
+    _bool_flag(parser, "dedupe-edits", "keep only the latest version of each TeamsMessageId (config hunt.dedupe_edits)")
+    parser.add_argument("--max-bad-fraction", type=float, help="fail above this share of malformed rows (config quality.max_bad_fraction)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="partner-hunt",
+        description="Hunt partner compromise in Teams MessageEvents (rule af2b5dbd-4b66-47b4-9936-abfecb246ba1) on Spark + Delta.",
+    )
+    parser.add_argument("--version", action="version", version=f"partner-hunt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the hunt over a window and write the results table")
+    _add_common(run)
+    _add_hunt_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate a seeded sample lake, then run the hunt on it")
+    _add_common(demo)
+    demo.add_argument("--lake", help="folder for the sample lake (config demo.lake)")
+    demo.add_argument("--rows", type=int, help="rows of MessageEvents to generate (config demo.rows)")
+    demo.add_argument("--days", type=int, help="days of data, ending today 00:00 UTC (config demo.days)")
+    demo.add_argument("--seed", type=int, help="random seed (config demo.seed)")
+    demo.add_argument("--tenants", type=int, help="tenants; more than 1 adds a TenantId column (config demo.tenants)")
+    demo.add_argument("--mode", choices=("kql", "corrected"), help="hunt mode for the demo run")
+    demo.add_argument("--top", type=int, help="how many result rows to print")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Map parsed flags onto dotted config keys; unset flags are None and change nothing."""
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    return {
+        "spark.master": get("master"),
+        "source": get("source"),
+        "output": get("output"),
+        "hunt.start": get("start"),
+        "hunt.end": get("end"),
+        "hunt.exclude_domains": get("exclude_domain"),
+        "hunt.mode": get("mode"),
+        "hunt.top": get("top"),
+        "hunt.include_ratio": get("include_ratio"),
+        "hunt.normalize_domains": get("normalize_domains"),
+        "hunt.count_messages": get("count_messages"),
+        "hunt.dedupe_edits": get("dedupe_edits"),
+        "quality.max_bad_fraction": get("max_bad_fraction"),
+        "demo.lake": get("lake"),
+        "demo.rows": get("rows"),
+        "demo.days": get("days"),
+        "demo.seed": get("seed"),
+        "demo.tenants": get("tenants"),
+    }
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Load the YAML (explicit, else conf/local.yml if present) and apply flag overrides."""
+    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    config = with_overrides(load_config(path), _overrides(args))
+    # Flags are validated one key at a time; cross-key rules (end after start) run again here.
+    from dataclasses import replace
+
+    return replace(config, hunt=replace(config.hunt))
+
+
+def _session(config: Config):
+    from partner_hunt.session import build_session
+
+    return build_session(
+        master=config.spark.master,
+        app_name=config.spark.app_name,
+        conf=config.spark.conf,
+        remote=os.environ.get("PARTNER_HUNT_REMOTE") or None,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`partner-hunt run`."""
+    from partner_hunt import pipeline, report
+
+    config = resolve_config(args)
+    spark = _session(config)
+    result = pipeline.run(spark, config, command="run")
+    report.print_run(result, config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`partner-hunt demo`: (re)generate the sample lake, then hunt it."""
+    from dataclasses import replace
+
+    from partner_hunt import demo, io, pipeline, report
+
+    config = resolve_config(args)
+    lake = Path(config.demo.lake).resolve()
+    config = replace(config, source=str(lake / "message_events"), output=str(lake / "partner_hunt_results"))
+    spark = _session(config)
+    report.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
+    events_df = demo.generate_events(
+        spark, config.demo.rows, days=config.demo.days, seed=config.demo.seed, tenants=config.demo.tenants
+    )
+    io.overwrite(events_df, io.TableRef.parse(config.source))
+    result = pipeline.run(spark, config, command="demo")
+    report.print_run(result, config)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `partner-hunt` console command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except _known_errors() as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"partner-hunt: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("partner-hunt: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one readable line, trace on --debug
+        if getattr(args, "debug", False):
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"partner-hunt: failed: {type(exc).__name__}: {first_line} (rerun with --debug for the trace)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

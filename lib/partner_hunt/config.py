@@ -1,0 +1,301 @@
+"""Typed, validated configuration: YAML is read once, then only frozen dataclasses travel.
+
+Every section is a frozen dataclass whose fields are the YAML keys. `load_config` rejects an
+unknown key or a value of the wrong type with a `ConfigError` that names the dotted key, and
+`with_overrides` applies CLI flags on top of the file (flags win).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+MODES = ("kql", "corrected")
+
+# Sentinel multi-tenant lakes carry TenantId; a single-tenant Defender export does not, and
+# then the whole table is one tenant with this documented id (the nil GUID).
+DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, or of the wrong type; the message names the key."""
+
+
+def parse_instant(value: Any, key: str) -> datetime | None:
+    """Parse an ISO date or date-time into an aware UTC datetime; a date alone is midnight UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                parsed = datetime.fromisoformat(text + "T00:00:00")
+            else:
+                parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"{key}: '{value}' is not an ISO date or date-time (e.g. 2026-01-31 or 2026-01-31T08:00:00Z)"
+            ) from None
+    else:
+        raise ConfigError(f"{key}: expected an ISO date or date-time, got {type(value).__name__}")
+    # Naive times are documented as UTC, so they are labelled, not shifted.
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where Spark runs and the settings it gets; `master: null` defers to spark-submit or Databricks."""
+
+    master: str | None = "local[*]"
+    app_name: str = "partner-hunt"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HuntSettings:
+    """What the hunt computes; the three switches default from `mode` when left null."""
+
+    mode: str = "kql"
+    start: datetime | None = None
+    end: datetime | None = None
+    exclude_domains: tuple[str, ...] = ()
+    include_ratio: bool = True
+    normalize_domains: bool | None = None
+    count_messages: bool | None = None
+    dedupe_edits: bool | None = None
+    top: int = 20
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"hunt.mode: '{self.mode}' is not one of {', '.join(MODES)}")
+        if self.start and self.end and self.end <= self.start:
+            raise ConfigError(
+                f"hunt.end ({self.end.isoformat()}) must be after hunt.start ({self.start.isoformat()})"
+            )
+        if self.top < 0:
+            raise ConfigError("hunt.top: must be 0 or more")
+
+    def _by_mode(self, explicit: bool | None) -> bool:
+        return explicit if explicit is not None else self.mode == "corrected"
+
+    @property
+    def effective_normalize_domains(self) -> bool:
+        """Lower-case/trim domains: explicit setting, else on in corrected mode only."""
+        return self._by_mode(self.normalize_domains)
+
+    @property
+    def effective_count_messages(self) -> bool:
+        """Count distinct messages: explicit setting, else on in corrected mode only."""
+        return self._by_mode(self.count_messages)
+
+    @property
+    def effective_dedupe_edits(self) -> bool:
+        """Keep only the latest version of an edited message: explicit, else corrected mode only."""
+        return self._by_mode(self.dedupe_edits)
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """Where the hunt's own tables live; null means beside the results table."""
+
+    partials: str | None = None
+    run_log: str | None = None
+    quarantine: str | None = None
+    evidence: str | None = None
+    alerts: str | None = None
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """How bad input is handled."""
+
+    max_bad_fraction: float = 0.01
+    skip_corrupt_files: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ConfigError("quality.max_bad_fraction: must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    """Per-tenant options; keys are TenantId values."""
+
+    exclude_domains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The seeded sample lake made by `partner-hunt demo`."""
+
+    lake: str = "lake"
+    rows: int = 200_000
+    days: int = 30
+    seed: int = 42
+    tenants: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("rows", "days", "tenants"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"demo.{key}: must be 1 or more")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole job configuration."""
+
+    source: str = "lake/message_events"
+    output: str = "lake/partner_hunt_results"
+    hunt: HuntSettings = field(default_factory=HuntSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    tenants: TenantSettings = field(default_factory=TenantSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+
+    def __post_init__(self) -> None:
+        for key in ("source", "output"):
+            if not getattr(self, key).strip():
+                raise ConfigError(f"{key}: must not be empty")
+
+
+_INSTANT_KEYS = {"start", "end"}
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against the type hint `hint`, converting where YAML is looser than Python."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is datetime:
+        return parse_instant(value, key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (collections.abc.Mapping, dict) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        value_hint = args[1] if args else str
+        out = {}
+        for k, v in value.items():
+            if value_hint is str and isinstance(v, (bool, int, float)):
+                # Spark settings are strings, but YAML users write `8` and `true`.
+                v = str(v).lower() if isinstance(v, bool) else str(v)
+            out[str(k)] = _coerce(v, value_hint, f"{key}.{k}")
+        return types.MappingProxyType(out)
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover - a programming error
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, naming the dotted key of any problem."""
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"unknown config key '{dotted}' (known keys here: {', '.join(sorted(known))})")
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def config_from_mapping(data: Any) -> Config:
+    """Validate a parsed YAML document into a `Config`."""
+    return _build(Config, data)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a YAML config file; None gives the built-in defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return config_from_mapping(data)
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """Apply dotted-key overrides (from CLI flags) on top of `config`, re-validating each."""
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        config = _replace_dotted(config, dotted.split("."), value, dotted)
+    return config
+
+
+def _replace_dotted(obj: Any, parts: list[str], value: Any, dotted: str) -> Any:
+    head, rest = parts[0], parts[1:]
+    hints = typing.get_type_hints(type(obj))
+    if head not in hints:
+        raise ConfigError(f"unknown config key '{dotted}'")
+    if rest:
+        return dataclasses.replace(obj, **{head: _replace_dotted(getattr(obj, head), rest, value, dotted)})
+    return dataclasses.replace(obj, **{head: _coerce(value, hints[head], dotted)})
+
+
+def config_fingerprint(config: Config) -> dict[str, Any]:
+    """A plain, JSON-serialisable view of the config, for hashing into the run log."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Mapping):
+            return {k: plain(x) for k, x in sorted(v.items())}
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, datetime):
+            return v.isoformat()
+        return v
+
+    return plain(config)

@@ -1,0 +1,212 @@
+"""The pure core: rule af2b5dbd-4b66-47b4-9936-abfecb246ba1 as DataFrame -> DataFrame transforms.
+
+Input is the canonical MessageEvents shape (see `schema.py`): `TenantId`, `Timestamp`,
+`TeamsMessageId`, `SenderEmailAddress`, `RecipientDetails` (array of structs with
+`RecipientSmtpAddress`), `IsExternalThread`, `IsOwnedThread` (booleans) and `ThreatTypes` (string).
+
+The published query scans the table twice and joins. Because its left side is one row per
+domain (innerunique changes nothing) and the right side keeps every row, the join is the same as
+one aggregation with two conditional counts followed by "both counts are positive": that is how
+it is computed here, from a single scan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from partner_hunt.domains import normalized, recipient_domains, sender_domain
+
+RESULT_COLUMNS = (
+    "TenantId",
+    "SenderFromDomain",
+    "OutboundTeamsMessages",
+    "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage",
+)
+COUNT_COLUMNS = ("OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats")
+
+
+def has_threat(col: Column) -> Column:
+    """KQL `isempty(ThreatTypes) == false`: anything but null or "" (a lone space is a threat)."""
+    return col.isNotNull() & (col != F.lit(""))
+
+
+def filter_window(events_df: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
+    """Keep rows with `start <= Timestamp < end`; a missing bound is open. Needs `Timestamp`."""
+    if start is not None:
+        events_df = events_df.filter(F.col("Timestamp") >= F.lit(start))
+    if end is not None:
+        events_df = events_df.filter(F.col("Timestamp") < F.lit(end))
+    return events_df
+
+
+def filter_hunt_rows(events_df: DataFrame) -> DataFrame:
+    """Keep the rows either side of the query can use: external, owned or carrying a threat.
+
+    Needs `IsExternalThread`, `IsOwnedThread`, `ThreatTypes`. A null flag fails both `==1` and
+    `==0` in KQL, so such a row is on neither side; `where` drops null predicates the same way.
+    """
+    return events_df.filter(
+        F.col("IsExternalThread")
+        & F.col("IsOwnedThread").isNotNull()
+        & (F.col("IsOwnedThread") | has_threat(F.col("ThreatTypes")))
+    )
+
+
+def explode_hunt_domains(events_df: DataFrame, mode: str = "kql", normalize: bool = False) -> DataFrame:
+    """One row per (message, domain) the query counts, tagged with its side.
+
+    Needs the canonical columns; gives `TenantId`, `Timestamp`, `TeamsMessageId`, `Domain` and
+    `IsOutbound`. In `kql` mode both sides take the recipients' domains, as the published query
+    does; in `corrected` mode the inbound side takes the sender's domain, once per message.
+    """
+    outbound = F.col("IsOwnedThread")
+    recipients = recipient_domains(F.col("RecipientDetails"), normalize)
+    if mode == "kql":
+        domains = recipients
+    elif mode == "corrected":
+        domains = F.when(outbound, recipients).otherwise(
+            F.array(sender_domain(F.col("SenderEmailAddress"), normalize))
+        )
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    return events_df.select(
+        "TenantId",
+        "Timestamp",
+        "TeamsMessageId",
+        outbound.alias("IsOutbound"),
+        # mv-expand drops an empty array but keeps null as one row: `recipient_domains` turned
+        # null into [""], so a plain explode now matches KQL on both.
+        F.explode(domains).alias("Domain"),
+    )
+
+
+def filter_excluded_domains(
+    domains_df: DataFrame, exclude_domains: Iterable[str], normalize: bool = False
+) -> DataFrame:
+    """Drop the organisation's own domains (the rule's commented `RecipientDomain != ...` line).
+
+    Needs `Domain`. KQL's `!=` is case-sensitive, so in parity mode the list is matched exactly;
+    with normalisation on, the list is normalised like the domains.
+    """
+    excluded = [d for d in exclude_domains]
+    if not excluded:
+        return domains_df
+    values = F.array(*[F.lit(d) for d in excluded])
+    if normalize:
+        values = F.transform(values, normalized)
+    return domains_df.filter(~F.array_contains(values, F.col("Domain")))
+
+
+def aggregate_sides(domains_df: DataFrame, keys: Iterable[str], count_messages: bool = False) -> DataFrame:
+    """Count each side per key: (message x recipient) rows, or distinct messages.
+
+    Needs `IsOutbound`, `TeamsMessageId` and the keys; gives the keys plus
+    `OutboundTeamsMessages` and `IncomingTeamsMessagesWithThreats` (either may be 0).
+    """
+    outbound = F.col("IsOutbound")
+    if count_messages:
+        out_count = F.count_distinct(F.when(outbound, F.col("TeamsMessageId")))
+        in_count = F.count_distinct(F.when(~outbound, F.col("TeamsMessageId")))
+    else:
+        out_count = F.count_if(outbound)
+        in_count = F.count_if(~outbound)
+    return domains_df.groupBy(*keys).agg(
+        out_count.cast("long").alias("OutboundTeamsMessages"),
+        in_count.cast("long").alias("IncomingTeamsMessagesWithThreats"),
+    )
+
+
+def filter_both_sides(counts_df: DataFrame) -> DataFrame:
+    """The inner join: keep domains seen on both sides. Needs the two count columns."""
+    return counts_df.filter(
+        (F.col("OutboundTeamsMessages") > 0) & (F.col("IncomingTeamsMessagesWithThreats") > 0)
+    )
+
+
+def bad_traffic_ratio(inbound: Column, outbound: Column) -> Column:
+    """`round(inbound / outbound, 2)` with half-away-from-zero midpoints, in exact integer maths.
+
+    Rounding the double quotient would put 29/200 at 0.14 or 0.15 depending on the engine's
+    binary representation; scaling in integers first gives the decimal answer (0.15) every time.
+    Null when either count is null or the outbound count is not positive.
+    """
+    numerator = inbound.cast("long") * F.lit(200) + outbound.cast("long")
+    denominator = outbound.cast("long") * F.lit(2)
+    hundredths = (numerator - F.pmod(numerator, denominator)) / denominator
+    return F.when(outbound > 0, (hundredths / F.lit(100.0)).cast("double"))
+
+
+def with_ratio(results_df: DataFrame, include_ratio: bool = True) -> DataFrame:
+    """Add `Bad_Traffic_Percentage` (a fraction despite its name; null when not requested)."""
+    ratio = (
+        bad_traffic_ratio(F.col("IncomingTeamsMessagesWithThreats"), F.col("OutboundTeamsMessages"))
+        if include_ratio
+        else F.lit(None).cast("double")
+    )
+    return results_df.withColumn("Bad_Traffic_Percentage", ratio)
+
+
+def finalize_results(counts_df: DataFrame, include_ratio: bool = True) -> DataFrame:
+    """From per-(tenant, domain) counts to the result rows: inner join, ratio, output names."""
+    return (
+        counts_df.transform(filter_both_sides)
+        .withColumnRenamed("Domain", "SenderFromDomain")
+        .transform(with_ratio, include_ratio)
+        .select(*RESULT_COLUMNS)
+    )
+
+
+def hunt(
+    events_df: DataFrame,
+    *,
+    mode: str = "kql",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    exclude_domains: Iterable[str] = (),
+    normalize_domains: bool = False,
+    count_messages: bool = False,
+    include_ratio: bool = True,
+) -> DataFrame:
+    """Run the hunt over canonical events; one row per (TenantId, SenderFromDomain), unsorted."""
+    return (
+        events_df.transform(filter_window, start, end)
+        .transform(filter_hunt_rows)
+        .transform(explode_hunt_domains, mode, normalize_domains)
+        .transform(filter_excluded_domains, exclude_domains, normalize_domains)
+        .transform(aggregate_sides, ["TenantId", "Domain"], count_messages)
+        .transform(finalize_results, include_ratio)
+    )
+
+
+def sort_results(results_df: DataFrame) -> DataFrame:
+    """KQL `sort by OutboundTeamsMessages` (descending); ties broken by domain, then tenant."""
+    return results_df.orderBy(
+        F.col("OutboundTeamsMessages").desc(),
+        F.col("SenderFromDomain").asc(),
+        F.col("TenantId").asc(),
+    )
+
+
+def filter_latest_edits(events_df: DataFrame) -> DataFrame:
+    """Keep only the latest version of each (TenantId, TeamsMessageId): edits re-emit the message.
+
+    Needs `TenantId`, `TeamsMessageId`, `EditTime`, `Timestamp`, `ReportId`. The ordering is
+    total (ReportId last) so that the kept version never depends on partitioning.
+    """
+    from pyspark.sql import Window
+
+    latest_first = Window.partitionBy("TenantId", "TeamsMessageId").orderBy(
+        F.col("EditTime").desc_nulls_last(),
+        F.col("Timestamp").desc_nulls_last(),
+        F.col("ReportId").desc_nulls_last(),
+    )
+    return (
+        events_df.withColumn("_version", F.row_number().over(latest_first))
+        .filter(F.col("_version") == 1)
+        .drop("_version")
+    )

@@ -1,0 +1,91 @@
+"""Builds the SparkSession: local with Delta, a cluster master, an existing session, or Connect."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from typing import Mapping
+
+from pyspark.sql import SparkSession
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+# Timestamps are UTC instants; printing and date bucketing must not depend on the host's zone.
+BASE_CONF = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"}
+
+
+class JavaMissingError(RuntimeError):
+    """No Java 17+ is available for a local Spark."""
+
+
+def require_java(minimum: int = 17) -> None:
+    """Fail in one line, saying how to get Java, when a local Spark cannot start."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    hint = "install OpenJDK 17 (e.g. 'apt-get install openjdk-17-jre-headless' or https://adoptium.net) and put it on PATH or set JAVA_HOME"
+    if not java or not os.path.exists(java):
+        raise JavaMissingError(f"Java {minimum}+ was not found: {hint}")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise JavaMissingError(f"Java at {java} did not run ({exc}): {hint}") from None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if match:
+        major = int(match.group(1))
+        if major == 1 and match.group(2):
+            major = int(match.group(2))
+        if major < minimum:
+            raise JavaMissingError(f"Java {major} found at {java}, but Spark 4 needs Java {minimum}+: {hint}")
+
+
+def _extra_jars() -> str | None:
+    """Delta JARs fetched by hand (README: offline set-up) take the place of the Ivy resolver."""
+    return os.environ.get("PARTNER_HUNT_JARS") or None
+
+
+def build_session(
+    master: str | None = "local[*]",
+    app_name: str = "partner-hunt",
+    conf: Mapping[str, str] | None = None,
+    remote: str | None = None,
+) -> SparkSession:
+    """Create (or join) the SparkSession for a run.
+
+    Under spark-submit or on Databricks a session already exists and is reused as it is, so the
+    master and packages come from there. `remote` gives a Spark Connect session.
+    """
+    conf = {**BASE_CONF, **(conf or {})}
+    if remote:
+        builder = SparkSession.builder.remote(remote)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # Under spark-submit (which exports the gateway port) or a Databricks runtime, the launcher
+    # owns the master and the JARs; the session must not override them.
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+    if not submitted:
+        require_java()
+    builder = SparkSession.builder.appName(app_name)
+    if master and not submitted:
+        builder = builder.master(master)
+    for key, value in {**DELTA_CONF, **conf}.items():
+        builder = builder.config(key, value)
+    jars = _extra_jars()
+    if jars:
+        builder = builder.config("spark.jars", jars)
+    elif not submitted:
+        from delta import configure_spark_with_delta_pip
+
+        builder = configure_spark_with_delta_pip(builder)
+    session = builder.getOrCreate()
+    # Spark's WARN chatter drowns the one table the user came for; errors still show.
+    session.sparkContext.setLogLevel(os.environ.get("PARTNER_HUNT_SPARK_LOG_LEVEL", "ERROR"))
+    return session

@@ -1,0 +1,86 @@
+"""The one session-scoped Spark fixture, and small builders for inline test rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from partner_hunt.schema import RECIPIENT_TYPE
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """local[2] with Delta, no UI, few shuffle partitions and a throw-away warehouse."""
+    from partner_hunt.session import build_session
+
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    session = build_session(
+        master="local[2]",
+        app_name="partner-hunt-tests",
+        conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.sql.warehouse.dir": str(warehouse),
+            "spark.databricks.delta.snapshotPartitions": "2",
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse}",
+        },
+    )
+    yield session
+    session.stop()
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+CANONICAL_DDL = (
+    "TenantId string, Timestamp timestamp, TeamsMessageId string, ReportId string, "
+    "SenderEmailAddress string, RecipientDetails array<struct<RecipientSmtpAddress:string>>, "
+    "IsExternalThread boolean, IsOwnedThread boolean, ThreatTypes string, EditTime timestamp"
+)
+
+
+def recipients(*addresses):
+    """RecipientDetails value from addresses (None -> null address); recipients(None) is not null."""
+    return [(a,) for a in addresses]
+
+
+def event(
+    to=None,
+    external=True,
+    owned=True,
+    threats="",
+    sender="someone@partner.com",
+    msg="m1",
+    ts=T0,
+    tenant="t1",
+    report=None,
+    edit=None,
+):
+    """One canonical event row; `to` is a list of addresses, [] for empty, None for null."""
+    return (
+        tenant,
+        ts,
+        msg,
+        report or f"r-{msg}",
+        sender,
+        None if to is None else [(a,) for a in to],
+        external,
+        owned,
+        threats,
+        edit or ts,
+    )
+
+
+@pytest.fixture
+def events(spark):
+    """Build a canonical events DataFrame from `event(...)` rows."""
+
+    def make(*rows):
+        return spark.createDataFrame(list(rows), CANONICAL_DDL)
+
+    return make
+
+
+__all__ = ["RECIPIENT_TYPE", "T0", "event", "recipients"]

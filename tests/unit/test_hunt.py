@@ -1,0 +1,252 @@
+"""KQL parity of the core, one edge case per test; expected rows are derived by hand from
+../shared/reference/kql-semantics.md, never from the code under test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from chispa import assert_df_equality
+
+from partner_hunt import hunt
+from tests.conftest import T0, event
+
+RESULT_DDL = (
+    "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, "
+    "IncomingTeamsMessagesWithThreats long, Bad_Traffic_Percentage double"
+)
+
+
+def expect(spark, *rows):
+    return spark.createDataFrame([("t1", *r) for r in rows], RESULT_DDL)
+
+
+def check(actual_df, expected_df):
+    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+
+
+def out(*to, **kw):
+    """An outbound message: external thread owned by us."""
+    return event(to=list(to), owned=True, **kw)
+
+
+def inbound(*to, threats="Phish", **kw):
+    """An inbound external message with a threat verdict."""
+    return event(to=list(to), owned=False, threats=threats, **kw)
+
+
+def test_counts_message_times_recipient_rows_per_domain(spark, events):
+    df = events(
+        out("a@p.com", "b@p.com", "c@q.com", msg="o1"),
+        out("d@p.com", msg="o2"),
+        inbound("x@p.com", "y@p.com", msg="i1"),
+        inbound("z@q.com", msg="i2"),
+    )
+    # p.com: 3 outbound rows, 2 inbound rows; q.com: 1 and 1.
+    check(hunt.hunt(df), expect(spark, ("p.com", 3, 2, 0.67), ("q.com", 1, 1, 1.0)))
+
+
+def test_null_recipient_details_is_one_row_with_empty_domain(spark, events):
+    df = events(
+        event(to=None, owned=True, msg="o1"),
+        event(to=None, owned=False, threats="Phish", msg="i1"),
+        event(to=None, owned=False, threats="Phish", msg="i2"),
+    )
+    check(hunt.hunt(df), expect(spark, ("", 1, 2, 2.0)))
+
+
+def test_empty_recipient_details_produces_no_row(spark, events):
+    df = events(
+        event(to=[], owned=True, msg="o1"),
+        event(to=[], owned=False, threats="Phish", msg="i1"),
+        out("a@p.com", msg="o2"),
+        inbound("b@p.com", msg="i2"),
+    )
+    # Had [] behaved like null, an ("", 1, 1) row would appear.
+    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+
+
+def test_addresses_without_at_or_with_several(spark, events):
+    df = events(
+        out("nobody", "", None, "user@", msg="o1"),  # four rows in the "" group
+        out("a@b@c.com", "@x.com", msg="o2"),  # domains b and x.com
+        inbound("plain", msg="i1"),  # ""
+        inbound("q@b@zzz", "@x.com", msg="i2"),  # b and x.com
+        inbound("c.com@c.com", msg="i3"),  # c.com has no outbound
+    )
+    check(
+        hunt.hunt(df),
+        expect(spark, ("", 4, 1, 0.25), ("b", 1, 1, 1.0), ("x.com", 1, 1, 1.0)),
+    )
+
+
+def test_domains_are_case_and_space_sensitive(spark, events):
+    df = events(
+        out("a@Fabrikam.COM", "b@fabrikam.com", "c@ fabrikam.com", msg="o1"),
+        inbound("x@fabrikam.com", msg="i1"),
+        inbound("y@ fabrikam.com", msg="i2"),
+        inbound("z@FABRIKAM.COM", msg="i3"),
+    )
+    check(hunt.hunt(df), expect(spark, ("fabrikam.com", 1, 1, 1.0), (" fabrikam.com", 1, 1, 1.0)))
+
+
+def test_null_flags_put_the_row_on_neither_side(spark, events):
+    df = events(
+        out("a@p.com", msg="o1"),
+        event(to=["b@p.com"], owned=None, msg="o2"),
+        event(to=["c@p.com"], external=None, owned=True, msg="o3"),
+        event(to=["d@p.com"], external=False, owned=True, msg="o4"),
+        inbound("x@p.com", msg="i1"),
+        event(to=["y@p.com"], owned=None, threats="Phish", msg="i2"),
+        event(to=["z@p.com"], external=None, owned=False, threats="Phish", msg="i3"),
+    )
+    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+
+
+def test_threat_types_empty_null_and_lone_space(spark, events):
+    df = events(
+        out("a@p.com", msg="o1"),
+        inbound("x@p.com", threats="", msg="i1"),
+        inbound("x@p.com", threats=None, msg="i2"),
+        inbound("x@p.com", threats=" ", msg="i3"),  # a space is not empty: a threat
+        inbound("x@p.com", threats="Spam", msg="i4"),
+    )
+    check(hunt.hunt(df), expect(spark, ("p.com", 1, 2, 2.0)))
+
+
+def test_inner_join_drops_one_sided_domains(spark, events):
+    df = events(
+        out("a@only-out.com", msg="o1"),
+        inbound("x@only-in.com", msg="i1"),
+        event(to=["y@clean.com"], owned=False, threats="", msg="i2"),
+        out("b@clean.com", msg="o2"),
+    )
+    check(hunt.hunt(df), expect(spark))
+
+
+def test_owned_thread_threats_count_only_as_outbound(spark, events):
+    df = events(
+        event(to=["a@p.com"], owned=True, threats="Phish", msg="o1"),
+        inbound("x@p.com", msg="i1"),
+    )
+    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+
+
+@pytest.mark.parametrize(
+    "outbound,inbound_count,ratio",
+    [(8, 1, 0.13), (200, 29, 0.15), (3, 1, 0.33), (3, 2, 0.67), (1, 3, 3.0), (400, 1, 0.0), (200, 1, 0.01)],
+)
+def test_ratio_rounds_half_away_from_zero_in_decimal(spark, events, outbound, inbound_count, ratio):
+    rows = [out(*[f"u{i}@p.com" for i in range(outbound)], msg="o1")]
+    rows += [inbound("x@p.com", msg=f"i{i}") for i in range(inbound_count)]
+    check(hunt.hunt(events(*rows)), expect(spark, ("p.com", outbound, inbound_count, ratio)))
+
+
+def test_ratio_can_be_left_out(spark, events):
+    df = events(out("a@p.com", msg="o1"), inbound("x@p.com", msg="i1"))
+    check(hunt.hunt(df, include_ratio=False), expect(spark, ("p.com", 1, 1, None)))
+
+
+def test_exclude_domains_is_exact_in_kql_mode(spark, events):
+    df = events(
+        out("a@contoso.com", "b@Contoso.com", "c@p.com", msg="o1"),
+        inbound("x@contoso.com", "y@Contoso.com", "z@p.com", msg="i1"),
+    )
+    check(
+        hunt.hunt(df, exclude_domains=["contoso.com"]),
+        expect(spark, ("Contoso.com", 1, 1, 1.0), ("p.com", 1, 1, 1.0)),
+    )
+
+
+def test_window_is_half_open(spark, events):
+    start, end = T0, T0 + timedelta(days=1)
+    df = events(
+        out("a@p.com", msg="o1", ts=start),
+        out("b@p.com", msg="o2", ts=end - timedelta(microseconds=1)),
+        out("c@p.com", msg="o3", ts=end),
+        out("d@p.com", msg="o4", ts=start - timedelta(seconds=1)),
+        inbound("x@p.com", msg="i1", ts=end),
+        inbound("y@p.com", msg="i2", ts=start + timedelta(hours=1)),
+    )
+    check(hunt.hunt(df, start=start, end=end), expect(spark, ("p.com", 2, 1, 0.5)))
+
+
+def test_tenants_are_counted_separately(spark, events):
+    df = events(
+        out("a@p.com", msg="o1", tenant="t1"),
+        inbound("x@p.com", msg="i1", tenant="t1"),
+        out("a@p.com", msg="o2", tenant="t2"),
+        inbound("x@p.com", msg="i2", tenant="t3"),
+    )
+    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+
+
+def test_corrected_mode_takes_inbound_domain_from_sender(spark, events):
+    df = events(
+        out("a@Partner.com", "b@partner.com ", msg="o1"),
+        out("c@partner.com", msg="o2"),
+        # The attacker at the partner writes to our users: recipients are ours.
+        inbound("me@contoso.com", "you@contoso.com", sender="evil@PARTNER.com", msg="i1"),
+        inbound("me@contoso.com", sender="evil@partner.com", msg="i2"),
+        out("boss@contoso.com", msg="o3"),
+    )
+    # Distinct messages: partner.com has o1, o2 outbound (o1 once despite two recipients).
+    check(
+        hunt.hunt(df, mode="corrected", normalize_domains=True, count_messages=True),
+        expect(spark, ("partner.com", 2, 2, 1.0)),
+    )
+    # The same data in kql mode reports our own domain instead.
+    check(hunt.hunt(df), expect(spark, ("contoso.com", 1, 3, 3.0)))
+
+
+def test_corrected_mode_switches_can_be_turned_off(spark, events):
+    df = events(
+        out("a@partner.com", "b@partner.com", msg="o1"),
+        inbound("me@contoso.com", sender="evil@Partner.com", msg="i1"),
+        inbound("me@contoso.com", sender="evil@partner.com", msg="i2"),
+    )
+    check(
+        hunt.hunt(df, mode="corrected", normalize_domains=False, count_messages=False),
+        expect(spark, ("partner.com", 2, 1, 0.5)),
+    )
+
+
+def test_count_messages_counts_distinct_messages(spark, events):
+    df = events(
+        out("a@p.com", "b@p.com", msg="o1"),
+        out("c@p.com", msg="o1"),  # an edit re-emitted with the same id
+        inbound("x@p.com", "y@p.com", msg="i1"),
+    )
+    check(hunt.hunt(df, count_messages=True), expect(spark, ("p.com", 1, 1, 1.0)))
+
+
+def test_latest_edit_is_kept(spark, events):
+    later = T0 + timedelta(minutes=5)
+    df = events(
+        out("a@p.com", msg="o1", report="r1"),
+        out("a@p.com", "b@q.com", msg="o1", report="r2", edit=later),
+        out("c@q.com", msg="o2"),
+    )
+    kept = df.transform(hunt.filter_latest_edits).select("ReportId")
+    check(kept, df.sparkSession.createDataFrame([("r2",), ("r-o2",)], "ReportId string"))
+
+
+def test_sort_is_descending_with_domain_tie_break(spark, events):
+    df = events(
+        out("a@b.com", "b@b.com", msg="o1"),
+        out("a@a.com", "b@a.com", msg="o2"),
+        out("a@c.com", "b@c.com", "c@c.com", msg="o3"),
+        inbound("x@a.com", "x@b.com", "x@c.com", msg="i1"),
+    )
+    rows = hunt.sort_results(hunt.hunt(df)).collect()
+    assert [(r.SenderFromDomain, r.OutboundTeamsMessages) for r in rows] == [("c.com", 3), ("a.com", 2), ("b.com", 2)]
+
+
+def test_no_ansi_error_on_odd_input(spark, events):
+    odd_time = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    df = events(
+        out("", "@", "@@", "a@", msg="o1", ts=odd_time),
+        inbound("@", "", msg="i1", ts=odd_time),
+    )
+    # "" from "", "a@"; "" from "@" (split gives ["", ""]), and "" from "@@": all the "" group.
+    check(hunt.hunt(df), expect(spark, ("", 4, 2, 0.5)))
