@@ -30,6 +30,11 @@ RESULT_COLUMNS = (
 COUNT_COLUMNS = ("OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats")
 
 
+def utc_day(col: Column) -> Column:
+    """The UTC calendar day of a timestamp, whatever the session time zone."""
+    return F.date_from_unix_date(F.floor(F.unix_seconds(col) / F.lit(86_400)).cast("int"))
+
+
 def has_threat(col: Column) -> Column:
     """KQL `isempty(ThreatTypes) == false`: anything but null or "" (a lone space is a threat)."""
     return col.isNotNull() & (col != F.lit(""))
@@ -105,13 +110,17 @@ def filter_excluded_domains(
 def aggregate_sides(domains_df: DataFrame, keys: Iterable[str], count_messages: bool = False) -> DataFrame:
     """Count each side per key: (message x recipient) rows, or distinct messages.
 
-    Needs `IsOutbound`, `TeamsMessageId` and the keys; gives the keys plus
+    Needs `IsOutbound`, `TeamsMessageId`, `Timestamp` and the keys; gives the keys plus
     `OutboundTeamsMessages` and `IncomingTeamsMessagesWithThreats` (either may be 0).
+    A message counts once per UTC day it appears on: that keeps counts additive over days, so
+    any window equals the sum of its daily partials (an edit re-emitted on a later day counts there
+    too, which is rare and documented).
     """
     outbound = F.col("IsOutbound")
     if count_messages:
-        out_count = F.count_distinct(F.when(outbound, F.col("TeamsMessageId")))
-        in_count = F.count_distinct(F.when(~outbound, F.col("TeamsMessageId")))
+        day = utc_day(F.col("Timestamp"))
+        out_count = F.count_distinct(F.when(outbound, F.col("TeamsMessageId")), day)
+        in_count = F.count_distinct(F.when(~outbound, F.col("TeamsMessageId")), day)
     else:
         out_count = F.count_if(outbound)
         in_count = F.count_if(~outbound)
@@ -193,14 +202,15 @@ def sort_results(results_df: DataFrame) -> DataFrame:
 
 
 def filter_latest_edits(events_df: DataFrame) -> DataFrame:
-    """Keep only the latest version of each (TenantId, TeamsMessageId): edits re-emit the message.
+    """Keep only the latest version of each message per UTC day: edits re-emit the message.
 
-    Needs `TenantId`, `TeamsMessageId`, `EditTime`, `Timestamp`, `ReportId`. The ordering is
-    total (ReportId last) so that the kept version never depends on partitioning.
+    Needs `TenantId`, `TeamsMessageId`, `EditTime`, `Timestamp`, `ReportId`. Per day, so that the
+    result stays additive over daily partials. The ordering is total (ReportId last) so that the
+    kept version never depends on partitioning.
     """
     from pyspark.sql import Window
 
-    latest_first = Window.partitionBy("TenantId", "TeamsMessageId").orderBy(
+    latest_first = Window.partitionBy("TenantId", "TeamsMessageId", utc_day(F.col("Timestamp"))).orderBy(
         F.col("EditTime").desc_nulls_last(),
         F.col("Timestamp").desc_nulls_last(),
         F.col("ReportId").desc_nulls_last(),
