@@ -107,7 +107,9 @@ def filter_excluded_domains(
     return domains_df.filter(~F.array_contains(values, F.col("Domain")))
 
 
-def aggregate_sides(domains_df: DataFrame, keys: Iterable[str], count_messages: bool = False) -> DataFrame:
+def aggregate_sides(
+    domains_df: DataFrame, keys: Iterable[str], count_messages: bool = False, extra: Iterable[Column] = ()
+) -> DataFrame:
     """Count each side per key: (message x recipient) rows, or distinct messages.
 
     Needs `IsOutbound`, `TeamsMessageId`, `Timestamp` and the keys; gives the keys plus
@@ -127,6 +129,8 @@ def aggregate_sides(domains_df: DataFrame, keys: Iterable[str], count_messages: 
     return domains_df.groupBy(*keys).agg(
         out_count.cast("long").alias("OutboundTeamsMessages"),
         in_count.cast("long").alias("IncomingTeamsMessagesWithThreats"),
+        # Extra aggregates ride along in the same pass rather than costing a second scan.
+        *extra,
     )
 
 
