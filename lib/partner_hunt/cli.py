@@ -23,11 +23,11 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from partner_hunt.io import TableFormatError, TableNotFoundError
-    from partner_hunt.pipeline import BadInputError
+    from partner_hunt.pipeline import BadInputError, PartialsMismatchError
     from partner_hunt.schema import SchemaContractError
     from partner_hunt.session import JavaMissingError
 
-    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError)
+    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError, PartialsMismatchError)
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -70,7 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the hunt over a window and write the results table")
     _add_common(run)
     _add_hunt_options(run)
+    run.add_argument(
+        "--incremental", action="store_true",
+        help="recompute only the days whose source data changed (daily partials), then refresh the trailing window",
+    )
+    run.add_argument("--trailing-days", type=int, help="trailing window length for --incremental (config hunt.trailing_days)")
     run.set_defaults(handler=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="compute missing daily partials over [start, end) and write the report")
+    _add_common(backfill)
+    _add_hunt_options(backfill)
+    backfill.add_argument("--force", action="store_true", help="recompute days that are already done")
+    backfill.add_argument(
+        "--trailing-days", type=int,
+        help="write one window of N days ending on each day, instead of one [start, end) window",
+    )
+    backfill.add_argument("--batch-days", type=int, help="days per commit (config hunt.backfill_batch_days)")
+    backfill.set_defaults(handler=cmd_backfill)
 
     demo = sub.add_parser("demo", help="generate a seeded sample lake, then run the hunt on it")
     _add_common(demo)
@@ -102,6 +118,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hunt.count_messages": get("count_messages"),
         "hunt.dedupe_edits": get("dedupe_edits"),
         "quality.max_bad_fraction": get("max_bad_fraction"),
+        "hunt.trailing_days": get("trailing_days"),
+        "hunt.backfill_batch_days": get("batch_days"),
         "demo.lake": get("lake"),
         "demo.rows": get("rows"),
         "demo.days": get("days"),
@@ -137,7 +155,44 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     spark = _session(config)
-    result = pipeline.run(spark, config, command="run")
+    if args.incremental:
+        try:
+            with report.DayProgress("incremental") as progress:
+                result = pipeline.run_incremental(
+                    spark, config, trailing_days=config.hunt.trailing_days, on_batch=progress.advance
+                )
+        except ValueError as exc:
+            raise UserError(f"run --incremental: {exc}") from None
+    else:
+        result = pipeline.run(spark, config, command="run")
+    report.print_run(result, config)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """`partner-hunt backfill --start D1 --end D2`: resumable, one commit per batch of days."""
+    from partner_hunt import pipeline, report
+    from partner_hunt.partials import as_day
+
+    config = resolve_config(args)
+    if config.hunt.start is None or config.hunt.end is None:
+        raise UserError("backfill needs --start and --end (or hunt.start and hunt.end in the config)")
+    try:
+        start, end = as_day(config.hunt.start), as_day(config.hunt.end)
+    except ValueError as exc:
+        raise UserError(f"backfill: {exc}") from None
+    spark = _session(config)
+    with report.DayProgress("backfill") as progress:
+        result = pipeline.backfill(
+            spark,
+            config,
+            start,
+            end,
+            force=args.force,
+            trailing_days=args.trailing_days,
+            batch_days=config.hunt.backfill_batch_days,
+            on_batch=progress.advance,
+        )
     report.print_run(result, config)
     return 0
 

@@ -79,6 +79,8 @@ class HuntSettings:
     count_messages: bool | None = None
     dedupe_edits: bool | None = None
     top: int = 20
+    trailing_days: int = 30
+    backfill_batch_days: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -89,6 +91,10 @@ class HuntSettings:
             )
         if self.top < 0:
             raise ConfigError("hunt.top: must be 0 or more")
+        if self.trailing_days < 1:
+            raise ConfigError("hunt.trailing_days: must be 1 or more")
+        if self.backfill_batch_days < 1:
+            raise ConfigError("hunt.backfill_batch_days: must be 1 or more")
 
     def _by_mode(self, explicit: bool | None) -> bool:
         return explicit if explicit is not None else self.mode == "corrected"
@@ -156,6 +162,48 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class EvidenceSettings:
+    """The per-domain evidence drill-down written beside the results."""
+
+    enabled: bool = True
+    sample_size: int = 10
+    include_sender_addresses: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sample_size <= 1000:
+            raise ConfigError("evidence.sample_size: must be between 0 and 1000")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds that turn result rows into alerts; a rule whose threshold is null (or 0) is off."""
+
+    enabled: bool = True
+    min_inbound_threats: int = 10
+    min_ratio: float | None = 0.5
+    ratio_min_inbound: int = 3
+    spike_factor: float | None = 3.0
+    spike_baseline_days: int = 14
+    spike_min_baseline_days: int = 3
+    spike_min_inbound: int = 3
+    high_inbound_threats: int = 50
+    jsonl: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("min_inbound_threats", "ratio_min_inbound", "spike_min_inbound", "high_inbound_threats"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"alerts.{key}: must be 0 or more")
+        if self.min_ratio is not None and self.min_ratio < 0:
+            raise ConfigError("alerts.min_ratio: must be 0 or more, or null to turn the ratio rule off")
+        if self.spike_factor is not None and self.spike_factor <= 0:
+            raise ConfigError("alerts.spike_factor: must be above 0, or null to turn the spike rule off")
+        if self.spike_baseline_days < 1:
+            raise ConfigError("alerts.spike_baseline_days: must be 1 or more")
+        if not 1 <= self.spike_min_baseline_days <= self.spike_baseline_days:
+            raise ConfigError("alerts.spike_min_baseline_days: must be between 1 and alerts.spike_baseline_days")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole job configuration."""
 
@@ -167,6 +215,8 @@ class Config:
     quality: QualitySettings = field(default_factory=QualitySettings)
     tenants: TenantSettings = field(default_factory=TenantSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         for key in ("source", "output"):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -146,10 +149,24 @@ def replace_where(
     partition_by = list(partition_by)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    if ref.is_path:
-        writer.save(ref.location)
-    else:
-        writer.saveAsTable(ref.location)
+    _with_retries(lambda: writer.save(ref.location) if ref.is_path else writer.saveAsTable(ref.location))
+
+
+def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
+    """Retry a replace that lost an optimistic-concurrency race.
+
+    Another run committed first (e.g. a different window of the same table). The replace is
+    idempotent, so trying again against the new snapshot is safe.
+    """
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
+            conflict = "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc)[:300]
+            if not conflict or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1) + random.random())
 
 
 def append(df: DataFrame, ref: TableRef) -> None:
@@ -179,3 +196,101 @@ def read_window_rows(spark: SparkSession, ref: TableRef, key: Mapping[str, objec
     for name, value in key.items():
         df = df.filter(F.col(name).eqNullSafe(F.lit(value)))
     return df
+
+
+def table_location(spark: SparkSession, ref: TableRef) -> str:
+    """The storage location of a Delta table (a path is its own location)."""
+    if ref.is_path:
+        return ref.location
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forName(spark, ref.location).detail().select("location").collect()[0]["location"]
+
+
+def changed_days(
+    spark: SparkSession,
+    ref: TableRef,
+    from_version: int,
+    to_version: int,
+    days_of: Callable[[DataFrame], DataFrame],
+) -> set | None:
+    """The days touched by the commits in `(from_version, to_version]` of a Delta table.
+
+    Reads those commits' add/remove actions from the transaction log, then only the Timestamp
+    column of the data files they name (files removed by a delete or an update still count: their
+    days changed). Returns None when that history is gone (log cleaned up, files vacuumed), so
+    the caller recomputes instead of trusting a partial answer.
+    """
+    if to_version <= from_version:
+        return set()
+    location = table_location(spark, ref).rstrip("/")
+    logs = [f"{location}/_delta_log/{v:020d}.json" for v in range(from_version + 1, to_version + 1)]
+    try:
+        actions = spark.read.json(logs)
+        names = []
+        for kind in ("add", "remove"):
+            if kind in actions.columns:
+                names.append(actions.select(F.col(f"{kind}.path").alias("path")))
+        if not names:
+            return set()
+        paths_df = names[0] if len(names) == 1 else names[0].unionByName(names[1])
+        # Bounded by the number of files the commits touched: transaction-log metadata, not fact data.
+        paths = sorted({r["path"] for r in paths_df.filter(F.col("path").isNotNull()).distinct().collect()})
+        if not paths:
+            return set()
+        files = [p if _URI.match(p) or p.startswith("/") else f"{location}/{unquote(p)}" for p in paths]
+        days_df = days_of(spark.read.parquet(*files))
+        # Bounded: one row per distinct day.
+        return {r["Day"] for r in days_df.collect()}
+    except Exception:  # noqa: BLE001 - any gap in the history means "recompute", never "nothing changed"
+        return None
+
+
+def upsert(df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = ()) -> None:
+    """Insert rows whose `key` is new and update the rest in place (Delta MERGE).
+
+    Rows are identified by `key` (a deterministic id), so writing the same rows twice leaves one
+    copy of each; the `preserve` columns keep their stored value on update (e.g. when an alert was
+    first raised). `df` must hold at most one row per key, which MERGE requires.
+    """
+    names = [key, *preserve, *df.columns]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"bad column name {name!r}")
+    spark = df.sparkSession
+    if not table_exists(spark, ref):
+        # First write creates the table; a concurrent creator makes this fail loudly, not duplicate.
+        writer = df.write.format("delta").mode("errorifexists")
+        if ref.is_path:
+            writer.save(ref.location)
+        else:
+            writer.saveAsTable(ref.location)
+        return
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, ref.location) if ref.is_path else DeltaTable.forName(spark, ref.location)
+    kept = set(preserve)
+    updates = {c: F.col(f"s.{c}") for c in df.columns if c not in kept}
+    (
+        table.alias("t")
+        .merge(df.alias("s"), F.col(f"t.{key}") == F.col(f"s.{key}"))
+        .whenMatchedUpdate(set=updates)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> None:
+    """Write rows as JSON Lines under the folder `path`, replacing only the partitions written.
+
+    Dynamic partition overwrite: rewriting one window's partition leaves the others alone, and
+    writing it again replaces its files instead of adding a second copy. Times are UTC.
+    """
+    (
+        df.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .option("timeZone", "UTC")
+        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
+        .partitionBy(*partition_by)
+        .json(path)
+    )

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable
 
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, schema
+from partner_hunt import hunt, io, partials, schema
 from partner_hunt.config import Config, config_fingerprint
 from partner_hunt.io import TableRef
 
@@ -59,6 +59,7 @@ class RunReport:
     config_hash: str
     locations: Locations
     mode: str
+    variant: str
     window_start: datetime | None
     window_end: datetime | None
     started_at: datetime
@@ -98,6 +99,7 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("SourceVersion", T.LongType()),
         T.StructField("Output", T.StringType()),
         T.StructField("Mode", T.StringType()),
+        T.StructField("Variant", T.StringType()),
         T.StructField("WindowStart", T.TimestampType()),
         T.StructField("WindowEnd", T.TimestampType()),
         T.StructField("DaysComputed", T.ArrayType(T.DateType())),
@@ -115,6 +117,14 @@ def config_hash(config: Config) -> str:
     """A short, stable hash of the effective config (after flag overrides)."""
     text = json.dumps(config_fingerprint(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def variant_of(config: Config) -> str:
+    """The partials variant key of a config (mode plus the switches that change daily counts)."""
+    h = config.hunt
+    return partials.variant(
+        h.mode, h.effective_normalize_domains, h.effective_count_messages, h.effective_dedupe_edits
+    )
 
 
 def requirements(config: Config) -> schema.Requirements:
@@ -160,20 +170,25 @@ def filter_canonical_window(canonical_df: DataFrame, start: datetime | None, end
     return canonical_df.filter(cond | ts.isNull())
 
 
-def hunt_from_canonical(
-    good_df: DataFrame, config: Config, keys: tuple[str, ...] = ("TenantId", "Domain")
-) -> DataFrame:
-    """Counts per key from quarantine-free canonical rows, with every switch of the config applied."""
+def explode_events(good_df: DataFrame, config: Config) -> DataFrame:
+    """Exploded (message, domain) rows of quarantine-free canonical events, before exclusions."""
     h = config.hunt
-    normalize = h.effective_normalize_domains
     events_df = good_df.transform(hunt.filter_latest_edits) if h.effective_dedupe_edits else good_df
-    domains_df = (
-        events_df.transform(hunt.filter_hunt_rows)
-        .transform(hunt.explode_hunt_domains, h.mode, normalize)
-        .transform(hunt.filter_excluded_domains, h.exclude_domains, normalize)
-        .transform(filter_tenant_exclusions, config)
+    return events_df.transform(hunt.filter_hunt_rows).transform(
+        hunt.explode_hunt_domains, h.mode, h.effective_normalize_domains
     )
-    return domains_df
+
+
+def filter_exclusions(domains_df: DataFrame, config: Config) -> DataFrame:
+    """Drop the configured own domains, global and per tenant. Needs `TenantId` and `Domain`."""
+    return domains_df.transform(
+        hunt.filter_excluded_domains, config.hunt.exclude_domains, config.hunt.effective_normalize_domains
+    ).transform(filter_tenant_exclusions, config)
+
+
+def hunt_from_canonical(good_df: DataFrame, config: Config) -> DataFrame:
+    """Exploded (message, domain) rows with every switch of the config applied, exclusions included."""
+    return good_df.transform(explode_events, config).transform(filter_exclusions, config)
 
 
 def filter_tenant_exclusions(domains_df: DataFrame, config: Config) -> DataFrame:
@@ -217,6 +232,7 @@ def new_report(config: Config, command: str, locations: Locations) -> RunReport:
         config_hash=config_hash(config),
         locations=locations,
         mode=config.hunt.mode,
+        variant=variant_of(config),
         window_start=config.hunt.start,
         window_end=config.hunt.end,
         started_at=datetime.now(timezone.utc),
@@ -283,6 +299,7 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.source_version,
         str(report.locations.output),
         report.mode,
+        report.variant,
         report.window_start,
         report.window_end,
         list(report.days_computed),
@@ -296,12 +313,12 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
     io.append(spark.createDataFrame([row], RUN_LOG_SCHEMA), report.locations.run_log)
 
 
-def run(spark: SparkSession, config: Config, command: str = "run") -> RunReport:
-    """Run the hunt over the configured window and write results, quarantine and run log."""
+def _tracked(spark: SparkSession, config: Config, command: str, body: Callable[[RunReport], None]) -> RunReport:
+    """Run `body` with a fresh report; always append the run log, with the error on failure."""
     locations = Locations.from_config(config)
     report = new_report(config, command, locations)
     try:
-        _run(spark, config, report)
+        body(report)
         report.status = "succeeded"
         return report
     except Exception as exc:
@@ -321,21 +338,70 @@ def _log_quietly(spark: SparkSession, report: RunReport) -> None:
         report.error = (report.error or "") + f" (run log not written: {exc})"
 
 
+@dataclass
+class _Prepared:
+    """A run's canonical events and the observations that account for them."""
+
+    canonical_df: DataFrame
+    domains_df: DataFrame
+    quality: Observation
+    exploded: Observation
+
+
+def _prepare(source_df: DataFrame, config: Config, window_filter: Callable[[DataFrame], DataFrame]) -> _Prepared:
+    """Canonicalise, account for and explode the source rows that `window_filter` keeps."""
+    canonical_df = window_filter(source_df.transform(schema.to_canonical, requirements(config)))
+    quality = Observation(f"quality-{uuid.uuid4().hex[:8]}")
+    exploded = Observation(f"exploded-{uuid.uuid4().hex[:8]}")
+    domains_df = (
+        canonical_df.transform(observe_quality, quality)
+        .transform(schema.filter_quarantined)
+        .transform(explode_events, config)
+        .observe(exploded, F.count(F.lit(1)).alias("recipient_rows"))
+    )
+    return _Prepared(canonical_df, domains_df, quality, exploded)
+
+
+def _account(report: RunReport, prepared: _Prepared, config: Config) -> int:
+    """Add a finished action's row accounting to the report, apply the bad-row ceiling, and
+    return how many of these rows were quarantined."""
+    metrics = prepared.quality.get
+    rows_read = int(metrics.get("rows_read", 0))
+    quarantined, reasons = quality_metrics(rows_read, {code: int(metrics.get(code, 0)) for code in schema.REASONS})
+    batch = dataclasses.replace(report, rows_read=rows_read, rows_quarantined=quarantined, quarantine_by_reason=reasons)
+    enforce_bad_fraction(batch, config.quality.max_bad_fraction)
+    report.rows_read += rows_read
+    report.rows_quarantined += quarantined
+    for code, count in reasons.items():
+        report.quarantine_by_reason[code] = report.quarantine_by_reason.get(code, 0) + count
+    report.recipient_rows += int(prepared.exploded.get.get("recipient_rows", 0))
+    return quarantined
+
+
+def _write_results(results_df: DataFrame, report: RunReport, config: Config, predicate: str) -> None:
+    """Replace the window's rows in the results table and keep the top rows for the terminal."""
+    io.replace_where(results_df, report.locations.output, predicate)
+    # Bounded: at most `top` rows of an aggregate, for the terminal table.
+    top = config.hunt.top
+    report.top_rows = results_df.transform(hunt.sort_results).limit(top).collect() if top else []
+
+
+def run(spark: SparkSession, config: Config, command: str = "run") -> RunReport:
+    """Run the hunt over the configured window from the raw source and write results and logs."""
+    return _tracked(spark, config, command, lambda report: _run(spark, config, report))
+
+
 def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     h = config.hunt
     source_df, report.source_version = read_source(spark, config, report.locations)
-    canonical_df = (
-        source_df.transform(filter_source_window, h.start, h.end)
-        .transform(schema.to_canonical, requirements(config))
-        .transform(filter_canonical_window, h.start, h.end)
+    prepared = _prepare(
+        source_df.transform(filter_source_window, h.start, h.end),
+        config,
+        lambda df: filter_canonical_window(df, h.start, h.end),
     )
-    quality = Observation("quality")
-    exploded = Observation("exploded")
-    domains_df = hunt_from_canonical(
-        canonical_df.transform(observe_quality, quality).transform(schema.filter_quarantined), config
-    ).observe(exploded, F.count(F.lit(1)).alias("recipient_rows"))
     results_df = (
-        domains_df.transform(hunt.aggregate_sides, ["TenantId", "Domain"], h.effective_count_messages)
+        prepared.domains_df.transform(filter_exclusions, config)
+        .transform(hunt.aggregate_sides, ["TenantId", "Domain"], h.effective_count_messages)
         .transform(hunt.finalize_results, h.include_ratio)
         .transform(with_run_columns, report)
     )
@@ -343,17 +409,230 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     # fills the row accounting, and the bad-fraction check can then refuse before any write.
     results_df = results_df.cache()
     report.result_rows = results_df.count()
-    metrics = quality.get
-    report.rows_read = int(metrics.get("rows_read", 0))
-    report.rows_quarantined, report.quarantine_by_reason = quality_metrics(
-        report.rows_read, {code: int(metrics.get(code, 0)) for code in schema.REASONS}
-    )
-    report.recipient_rows = int(exploded.get.get("recipient_rows", 0))
-    enforce_bad_fraction(report, config.quality.max_bad_fraction)
-
-    io.replace_where(results_df, report.locations.output, io.equality_predicate(window_key(report)))
+    _account(report, prepared, config)
+    _write_results(results_df, report, config, io.equality_predicate(window_key(report)))
     if report.rows_quarantined:
-        write_quarantine(schema.filter_bad_rows(canonical_df), report)
-    # Bounded: at most `top` rows of an aggregate, for the terminal table.
-    report.top_rows = results_df.transform(hunt.sort_results).limit(h.top).collect() if h.top else []
+        write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
     results_df.unpersist()
+
+
+# ---------------------------------------------------------------- daily partials, backfill, incremental
+
+
+def check_partials_source(spark: SparkSession, locations: Locations) -> None:
+    """Refuse to mix partials computed from another source into this partials table."""
+    if not io.table_exists(spark, locations.partials):
+        return
+    # Marker rows are one per computed day, so this reads a handful of rows, not fact data.
+    sources = [
+        r["Source"]
+        for r in io.read_table(spark, locations.partials)
+        .filter(F.col("Domain").isNull())
+        .select("Source")
+        .distinct()
+        .limit(5)
+        .collect()
+    ]
+    others = [s for s in sources if s != str(locations.source)]
+    if others:
+        raise PartialsMismatchError(
+            f"partials table '{locations.partials}' was computed from source '{others[0]}', not "
+            f"'{locations.source}'; give this hunt its own output (or state.partials) location"
+        )
+
+
+class PartialsMismatchError(RuntimeError):
+    """The partials table belongs to another source."""
+
+
+def read_done_days(spark: SparkSession, locations: Locations, variant_key: str) -> set[date]:
+    """Days whose partials are committed for this variant (bounded: one value per day)."""
+    if not io.table_exists(spark, locations.partials):
+        return set()
+    done_df = partials.done_days(io.read_table(spark, locations.partials), variant_key)
+    return {r["Day"] for r in done_df.collect()}
+
+
+def compute_days(
+    spark: SparkSession, config: Config, report: RunReport, source_df: DataFrame, days: list[date]
+) -> None:
+    """Compute and commit the partials of `days` in one atomic replace (idempotent)."""
+    if not days:
+        return
+    prepared = _prepare(
+        source_df.filter(partials.days_filter(F.col("Timestamp"), days))
+        if isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
+        else source_df,
+        config,
+        # Rows whose time cannot be read belong to no day; `run` over a window quarantines them.
+        lambda df: df.filter(partials.days_filter(F.col("Timestamp"), days)),
+    )
+    daily_df = (
+        prepared.domains_df.transform(partials.daily_partials, report.variant, report.mode, days)
+        .withColumns(
+            {
+                "Source": F.lit(str(report.locations.source)),
+                "SourceVersion": F.lit(report.source_version).cast("long"),
+                "RunId": F.lit(report.run_id),
+                "ComputedAt": F.lit(report.started_at).cast("timestamp"),
+            }
+        )
+        .cache()
+    )
+    # Aggregated rows only: materialise to fill the accounting before anything is written.
+    daily_df.count()
+    quarantined = _account(report, prepared, config)
+    predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
+    io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
+    daily_df.unpersist()
+    if quarantined:
+        write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
+    report.days_computed.extend(days)
+
+
+def write_window_reports(
+    spark: SparkSession, config: Config, report: RunReport, windows: list[tuple[date, date]]
+) -> None:
+    """Roll the partials up into one results window each, written in a single commit."""
+    partials_df = io.read_table(spark, report.locations.partials)
+    frames = []
+    for start, end in windows:
+        window_report = dataclasses.replace(
+            report, window_start=partials.day_start(start), window_end=partials.day_start(end)
+        )
+        frames.append(
+            partials.rollup(partials_df, report.variant, start, end)
+            .transform(filter_exclusions, config)
+            .transform(hunt.finalize_results, config.hunt.include_ratio)
+            .transform(with_run_columns, window_report)
+        )
+    results_df = frames[0]
+    for frame in frames[1:]:
+        results_df = results_df.unionByName(frame)
+    results_df = results_df.cache()
+    report.result_rows = results_df.count()
+    predicate = " OR ".join(
+        f"({io.equality_predicate({'WindowStart': partials.day_start(s), 'WindowEnd': partials.day_start(e), 'Mode': report.mode})})"
+        for s, e in windows
+    )
+    last_start, last_end = windows[-1]
+    report.window_start, report.window_end = partials.day_start(last_start), partials.day_start(last_end)
+    last_only = results_df.filter(F.col("WindowEnd") == F.lit(report.window_end))
+    io.replace_where(results_df, report.locations.output, predicate)
+    top = config.hunt.top
+    report.top_rows = last_only.transform(hunt.sort_results).limit(top).collect() if top else []
+    results_df.unpersist()
+
+
+def _batches(days: list[date], size: int) -> list[list[date]]:
+    return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def backfill(
+    spark: SparkSession,
+    config: Config,
+    start: date,
+    end: date,
+    force: bool = False,
+    trailing_days: int | None = None,
+    batch_days: int = 1,
+    on_batch: Callable[[list[date], int, int], None] | None = None,
+) -> RunReport:
+    """Compute the missing daily partials of `[start, end)`, then write the window report(s).
+
+    Resumable: each batch of days commits on its own, so a killed backfill restarts at the first
+    uncommitted day. With `trailing_days`, one window of that length ending on each day is written
+    instead of the single `[start, end)` window.
+    """
+    if end <= start:
+        raise ValueError(f"backfill end {end} must be after start {start}")
+
+    def body(report: RunReport) -> None:
+        report.window_start, report.window_end = partials.day_start(start), partials.day_start(end)
+        check_partials_source(spark, report.locations)
+        source_df, report.source_version = read_source(spark, config, report.locations)
+        first = start - timedelta(days=(trailing_days - 1)) if trailing_days else start
+        wanted = partials.days_between(first, end)
+        done = set() if force else read_done_days(spark, report.locations, report.variant)
+        todo = [d for d in wanted if d not in done]
+        finished = len(wanted) - len(todo)
+        for batch in _batches(todo, max(1, batch_days)):
+            compute_days(spark, config, report, source_df, batch)
+            finished += len(batch)
+            if on_batch:
+                on_batch(batch, finished, len(wanted))
+        if trailing_days:
+            windows = [(d + timedelta(days=1) - timedelta(days=trailing_days), d + timedelta(days=1)) for d in partials.days_between(start, end)]
+        else:
+            windows = [(start, end)]
+        write_window_reports(spark, config, report, windows)
+
+    return _tracked(spark, config, "backfill", body)
+
+
+def last_processed_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
+    """The source version that the last successful partials run of this variant read."""
+    if not io.table_exists(spark, locations.run_log):
+        return None
+    rows = (
+        io.read_table(spark, locations.run_log)
+        .filter(
+            (F.col("Status") == "succeeded")
+            & (F.col("Source") == F.lit(str(locations.source)))
+            & (F.col("Variant") == F.lit(variant_key))
+            & F.col("Command").isin("backfill", "run --incremental")
+        )
+        .agg(F.max("SourceVersion").alias("v"))
+        .collect()
+    )
+    return rows[0]["v"] if rows and rows[0]["v"] is not None else None
+
+
+def run_incremental(
+    spark: SparkSession,
+    config: Config,
+    trailing_days: int = 30,
+    now: datetime | None = None,
+    on_batch: Callable[[list[date], int, int], None] | None = None,
+) -> RunReport:
+    """Recompute only the days whose source data changed, then refresh the trailing window.
+
+    The window ends at `hunt.end` if set, else at the next UTC midnight (today included); it
+    starts `trailing_days` earlier, or at `hunt.start` if set.
+    """
+    h = config.hunt
+    now = now or datetime.now(timezone.utc)
+    end = partials.as_day(h.end) if h.end else (now.astimezone(timezone.utc).date() + timedelta(days=1))
+    start = partials.as_day(h.start) if h.start else end - timedelta(days=trailing_days)
+
+    def body(report: RunReport) -> None:
+        report.window_start, report.window_end = partials.day_start(start), partials.day_start(end)
+        check_partials_source(spark, report.locations)
+        source_df, report.source_version = read_source(spark, config, report.locations)
+        window_days = partials.days_between(start, end)
+        done = read_done_days(spark, report.locations, report.variant)
+        previous = last_processed_version(spark, report.locations, report.variant)
+        changed = None
+        if previous is not None and report.source_version is not None:
+            changed = io.changed_days(spark, report.locations.source, previous, report.source_version, _source_days)
+        if changed is None:
+            # No trustworthy change history (first run, or the log was cleaned): recompute the window.
+            todo = set(window_days)
+        else:
+            todo = {d for d in window_days if d not in done} | {d for d in changed if d in done or d in window_days}
+        todo_sorted = sorted(todo)
+        finished = 0
+        for batch in _batches(todo_sorted, max(1, len(todo_sorted))):
+            compute_days(spark, config, report, source_df, batch)
+            finished += len(batch)
+            if on_batch:
+                on_batch(batch, finished, len(todo_sorted))
+        write_window_reports(spark, config, report, [(start, end)])
+
+    return _tracked(spark, config, "run --incremental", body)
+
+
+def _source_days(files_df: DataFrame) -> DataFrame:
+    """The distinct UTC days of some source rows (Timestamp in any accepted shape)."""
+    canonical = files_df.transform(schema.to_canonical, schema.Requirements())
+    return canonical.select(hunt.utc_day(F.col("Timestamp")).alias("Day")).filter(F.col("Day").isNotNull()).distinct()

@@ -72,3 +72,37 @@ def print_run(report: Any, config: Config) -> None:
         _console.print(f"quarantine -> {loc.quarantine}")
     _console.print(f"run log    -> {loc.run_log} (run {report.run_id})")
     sys.stdout.flush()
+
+
+class DayProgress:
+    """A progress bar over days (done, left, time left) plus one log line per committed day."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn(f"{label} days"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=_console,
+            transient=False,
+        )
+        self._task = None
+
+    def __enter__(self) -> "DayProgress":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def advance(self, days: list, finished: int, total: int) -> None:
+        """Called by the pipeline after each committed batch of days."""
+        if self._task is None:
+            self._task = self._progress.add_task("days", total=total, completed=finished - len(days))
+        self._progress.update(self._task, completed=finished, total=total)
+        for i, day in enumerate(days):
+            number = finished - len(days) + i + 1
+            self._progress.console.log(f"day {day.isoformat()} committed ({number}/{total})", log_locals=False)

@@ -1,0 +1,158 @@
+"""Daily partial aggregates and their roll-up to any day-aligned window (pure transforms).
+
+The hunt's counts are additive: a window's outbound (or inbound-threat) count per domain is the
+sum of its days' counts, and the inner join only keeps domains whose two sums are positive. So one
+row per (TenantId, Day, Variant, Domain) is enough to answer any window of whole UTC days exactly.
+
+Each computed day also gets one marker row with a null `Domain`: it is written in the same commit
+as the day's counts, so "this day is done" and "these are its counts" can never disagree, even
+for a day with no traffic at all.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from partner_hunt import hunt
+
+PARTIAL_COLUMNS = (
+    "TenantId",
+    "Day",
+    "Variant",
+    "Mode",
+    "Domain",
+    "OutboundTeamsMessages",
+    "IncomingTeamsMessagesWithThreats",
+    "FirstSeen",
+    "LastSeen",
+)
+
+
+def variant(mode: str, normalize: bool, count_messages: bool, dedupe: bool) -> str:
+    """The settings that change daily counts, as one key: partials of different variants never mix."""
+    return f"{mode};normalize={int(normalize)};messages={int(count_messages)};dedupe={int(dedupe)}"
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def days_between(start: date, end: date) -> list[date]:
+    """The days of `[start, end)`."""
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+def as_day(value: datetime | date) -> date:
+    """The UTC day of a bound; a window for partials must start and end at midnight UTC."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(timezone.utc)
+        if utc.time() != time(0):
+            raise ValueError(f"{value.isoformat()} is not midnight UTC: daily partials need whole-day windows")
+        return utc.date()
+    return value
+
+
+def days_filter(col: Column, days: Iterable[date]) -> Column:
+    """`col` falls on one of `days`, written as timestamp ranges so that Delta can skip files."""
+    cond = F.lit(False)
+    for day in sorted(days):
+        cond = cond | ((col >= F.lit(day_start(day))) & (col < F.lit(day_start(day + timedelta(days=1)))))
+    return cond
+
+
+def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
+    """Per (TenantId, Day, Domain) counts of both sides, plus one marker row per computed day.
+
+    Needs the exploded rows of `hunt.explode_hunt_domains` (`TenantId`, `Timestamp`,
+    `TeamsMessageId`, `IsOutbound`, `Domain`); gives `PARTIAL_COLUMNS`. Domains are not excluded
+    here: exclusions are applied at roll-up, so that changing them never needs a recompute.
+    """
+    with_day = domains_df.withColumn("Day", hunt.utc_day(F.col("Timestamp")))
+    rows = hunt.aggregate_sides(
+        with_day,
+        ["TenantId", "Day", "Domain"],
+        count_messages="messages=1" in variant_key,
+        extra=(F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen")),
+    )
+    spark = domains_df.sparkSession
+    markers = spark.createDataFrame([(d,) for d in sorted(days)], "Day date").select(
+        F.lit(None).cast("string").alias("TenantId"),
+        "Day",
+        F.lit(None).cast("string").alias("Domain"),
+        F.lit(0).cast("long").alias("OutboundTeamsMessages"),
+        F.lit(0).cast("long").alias("IncomingTeamsMessagesWithThreats"),
+        F.lit(None).cast("timestamp").alias("FirstSeen"),
+        F.lit(None).cast("timestamp").alias("LastSeen"),
+    )
+    return (
+        rows.select(*markers.columns)
+        .unionByName(markers)
+        .select(
+            "TenantId",
+            "Day",
+            F.lit(variant_key).alias("Variant"),
+            F.lit(mode).alias("Mode"),
+            "Domain",
+            "OutboundTeamsMessages",
+            "IncomingTeamsMessagesWithThreats",
+            "FirstSeen",
+            "LastSeen",
+        )
+    )
+
+
+def filter_counts(partials_df: DataFrame, variant_key: str, start: date, end: date) -> DataFrame:
+    """Count rows (no markers) of one variant over `[start, end)`."""
+    return partials_df.filter(
+        (F.col("Variant") == F.lit(variant_key))
+        & (F.col("Day") >= F.lit(start))
+        & (F.col("Day") < F.lit(end))
+        & F.col("Domain").isNotNull()
+    )
+
+
+def rollup(partials_df: DataFrame, variant_key: str, start: date, end: date) -> DataFrame:
+    """Sum a window's daily counts per (TenantId, Domain): the input `hunt.finalize_results` takes."""
+    return (
+        partials_df.transform(filter_counts, variant_key, start, end)
+        .groupBy("TenantId", "Domain")
+        .agg(
+            F.sum("OutboundTeamsMessages").cast("long").alias("OutboundTeamsMessages"),
+            F.sum("IncomingTeamsMessagesWithThreats").cast("long").alias("IncomingTeamsMessagesWithThreats"),
+        )
+    )
+
+
+def done_days(partials_df: DataFrame, variant_key: str) -> DataFrame:
+    """The days that have a marker row for this variant (one column, `Day`)."""
+    return (
+        partials_df.filter((F.col("Variant") == F.lit(variant_key)) & F.col("Domain").isNull())
+        .select("Day")
+        .distinct()
+    )
+
+
+def empty_partials(spark: SparkSession) -> DataFrame:
+    """An empty partials frame, for the first run against a table that does not exist yet."""
+    return spark.createDataFrame(
+        [],
+        T.StructType(
+            [
+                T.StructField("TenantId", T.StringType()),
+                T.StructField("Day", T.DateType()),
+                T.StructField("Variant", T.StringType()),
+                T.StructField("Mode", T.StringType()),
+                T.StructField("Domain", T.StringType()),
+                T.StructField("OutboundTeamsMessages", T.LongType()),
+                T.StructField("IncomingTeamsMessagesWithThreats", T.LongType()),
+                T.StructField("FirstSeen", T.TimestampType()),
+                T.StructField("LastSeen", T.TimestampType()),
+            ]
+        ),
+    )
