@@ -1,0 +1,239 @@
+"""The evidence drill-down: one row per result domain saying which messages, threats and senders.
+
+A results row ("p.com: 1,200 outbound, 37 inbound threats") is where a hunter starts. The evidence
+row beside it answers the next questions without rerunning anything: when the threats started and
+stopped, which threat types, how many distinct messages and senders, which sender domains they
+really came from, a few message ids to pivot on, and the day-by-day counts.
+
+Everything here is a pure transform over the canonical, quarantine-free events of the window (see
+`schema.py`) and the results rows of the same window. The unit of every count is the results' unit
+(message x recipient rows, or distinct messages per UTC day when `count_messages` is on), so the
+daily counts add up to the results row.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from partner_hunt import hunt
+from partner_hunt.domains import recipient_domains, sender_domain
+
+# A lone-space ThreatTypes is a threat for KQL (`isempty(" ")` is false) but names no type.
+BLANK_THREAT_TYPE = "(blank)"
+TOP_SENDER_DOMAINS = 10
+
+EVIDENCE_COLUMNS = (
+    "TenantId",
+    "SenderFromDomain",
+    "WindowStart",
+    "WindowEnd",
+    "Mode",
+    "OutboundTeamsMessages",
+    "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage",
+    "FirstThreatSeen",
+    "LastThreatSeen",
+    "DistinctThreatMessages",
+    "DistinctSenders",
+    "ThreatTypeCounts",
+    "InboundSenderDomains",
+    "SampleTeamsMessageIds",
+    "SenderAddresses",
+    "DailyCounts",
+    "RunId",
+    "ComputedAt",
+)
+_KEYS = ["TenantId", "Domain"]
+
+
+def explode_evidence_rows(events_df: DataFrame, mode: str = "kql", normalize: bool = False) -> DataFrame:
+    """One row per (message, counted domain), like `hunt.explode_hunt_domains`, keeping the detail.
+
+    Needs the canonical columns; gives `TenantId`, `Timestamp`, `TeamsMessageId`, `IsOutbound`,
+    `Domain`, `ThreatTypes`, `SenderEmailAddress` and `SenderDomain`. The domain choice must stay
+    the hunt's: in `kql` mode the inbound side is keyed by the recipients' domains (the published
+    query's quirk), in `corrected` mode by the sender's. `tests/unit/test_evidence.py` checks that
+    the counts agree with `hunt.hunt`.
+    """
+    outbound = F.col("IsOwnedThread")
+    recipients = recipient_domains(F.col("RecipientDetails"), normalize)
+    sender = sender_domain(F.col("SenderEmailAddress"), normalize)
+    if mode == "kql":
+        domains = recipients
+    elif mode == "corrected":
+        domains = F.when(outbound, recipients).otherwise(F.array(sender))
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    return events_df.transform(hunt.filter_hunt_rows).select(
+        "TenantId",
+        "Timestamp",
+        "TeamsMessageId",
+        outbound.alias("IsOutbound"),
+        # mv-expand semantics, as in the hunt: null recipients were turned into [""] already.
+        F.explode(domains).alias("Domain"),
+        "ThreatTypes",
+        "SenderEmailAddress",
+        F.when(F.col("SenderEmailAddress").isNotNull(), sender).alias("SenderDomain"),
+    )
+
+
+def filter_result_domains(rows_df: DataFrame, results_df: DataFrame) -> DataFrame:
+    """Keep the rows whose (TenantId, Domain) is a results row. Needs `TenantId`, `Domain`."""
+    keys_df = results_df.select(
+        F.col("TenantId").alias("_tenant"), F.col("SenderFromDomain").alias("_domain")
+    )
+    rows = rows_df.alias("rows")
+    # One row per result domain: small beside the events, so it is shipped to every task.
+    keys = F.broadcast(keys_df).alias("keys")
+    return rows.join(
+        keys,
+        on=(F.col("rows.TenantId") == F.col("keys._tenant")) & (F.col("rows.Domain") == F.col("keys._domain")),
+        how="left_semi",
+    )
+
+
+def _count(count_messages: bool) -> Column:
+    """The results' counting unit: rows, or distinct messages per UTC day (see hunt.aggregate_sides)."""
+    if count_messages:
+        return F.count_distinct(F.col("TeamsMessageId"), hunt.utc_day(F.col("Timestamp")))
+    return F.count(F.lit(1))
+
+
+def split_threat_types(col: Column) -> Column:
+    """`"Phish, Malware"` -> `["Phish", "Malware"]`: split on commas, trim, one blank label if empty."""
+    parts = F.filter(F.transform(F.split(col, ","), lambda t: F.trim(t)), lambda t: t != F.lit(""))
+    return F.when(F.size(parts) > 0, parts).otherwise(F.array(F.lit(BLANK_THREAT_TYPE)))
+
+
+def _top_by_count(values: Column, count: Column, value_name: str, limit: int) -> Column:
+    """Aggregate: the `limit` (value, count) pairs with the highest counts, ties by value."""
+    ranked = F.sort_array(
+        F.collect_list(F.struct((-count).alias("_rank"), values.alias(value_name), count.alias("Count")))
+    )
+    return F.transform(
+        F.slice(ranked, 1, limit), lambda e: F.struct(e[value_name].alias(value_name), e["Count"].alias("Count"))
+    )
+
+
+def threat_type_counts(inbound_df: DataFrame, count_messages: bool = False) -> DataFrame:
+    """Per (TenantId, Domain): `ThreatTypeCounts`, array<struct<ThreatType, Count>> sorted by type.
+
+    Needs inbound rows of `explode_evidence_rows`. A message of several types counts once per type.
+    """
+    per_type_df = (
+        inbound_df.select(*_KEYS, "Timestamp", "TeamsMessageId", F.explode(split_threat_types(F.col("ThreatTypes"))).alias("ThreatType"))
+        .groupBy(*_KEYS, "ThreatType")
+        .agg(_count(count_messages).cast("long").alias("Count"))
+    )
+    return per_type_df.groupBy(*_KEYS).agg(
+        F.sort_array(F.collect_list(F.struct("ThreatType", "Count"))).alias("ThreatTypeCounts")
+    )
+
+
+def sender_domain_counts(inbound_df: DataFrame, count_messages: bool = False, limit: int = TOP_SENDER_DOMAINS) -> DataFrame:
+    """Per (TenantId, Domain): `InboundSenderDomains`, the top sender domains of its inbound threats.
+
+    In `kql` mode this is where the published query's inbound domain (a recipient's) and the real
+    origin (the sender's) part ways. Needs inbound rows of `explode_evidence_rows`.
+    """
+    per_sender_df = (
+        inbound_df.filter(F.col("SenderDomain").isNotNull())
+        .groupBy(*_KEYS, "SenderDomain")
+        .agg(_count(count_messages).cast("long").alias("Count"))
+    )
+    return per_sender_df.groupBy(*_KEYS).agg(
+        _top_by_count(F.col("SenderDomain"), F.col("Count"), "Domain", limit).alias("InboundSenderDomains")
+    )
+
+
+def daily_counts(rows_df: DataFrame, count_messages: bool = False) -> DataFrame:
+    """Per (TenantId, Domain): `DailyCounts`, array<struct<Day, Outbound..., Incoming...>> by day.
+
+    Needs `explode_evidence_rows` rows (both sides). Days without traffic for the domain are absent.
+    """
+    per_day_df = hunt.aggregate_sides(
+        rows_df.withColumn("Day", hunt.utc_day(F.col("Timestamp"))), [*_KEYS, "Day"], count_messages
+    )
+    return per_day_df.groupBy(*_KEYS).agg(
+        F.sort_array(
+            F.collect_list(F.struct("Day", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats"))
+        ).alias("DailyCounts")
+    )
+
+
+def inbound_summary(inbound_df: DataFrame, sample_size: int = 10, include_senders: bool = False) -> DataFrame:
+    """Per (TenantId, Domain): first/last threat, distinct messages and senders, bounded samples.
+
+    Needs inbound rows of `explode_evidence_rows`. Samples are the smallest ids in sort order, so
+    reruns pick the same ones. `DistinctSenders` is null when no sender address was read (kql mode
+    does not need the column); `SenderAddresses` is null unless `include_senders` (personal data).
+    """
+    sender = F.col("SenderEmailAddress")
+    senders_known = F.count(sender) > 0
+    sample = F.slice(F.sort_array(F.collect_set("TeamsMessageId")), 1, sample_size)
+    addresses = (
+        F.when(senders_known, F.slice(F.sort_array(F.collect_set(sender)), 1, sample_size))
+        if include_senders
+        else F.lit(None).cast("array<string>")
+    )
+    return inbound_df.groupBy(*_KEYS).agg(
+        F.min("Timestamp").alias("FirstThreatSeen"),
+        F.max("Timestamp").alias("LastThreatSeen"),
+        F.count_distinct("TeamsMessageId").cast("long").alias("DistinctThreatMessages"),
+        F.when(senders_known, F.count_distinct(sender)).cast("long").alias("DistinctSenders"),
+        sample.alias("SampleTeamsMessageIds"),
+        addresses.alias("SenderAddresses"),
+    )
+
+
+def build_evidence(
+    rows_df: DataFrame,
+    results_df: DataFrame,
+    *,
+    count_messages: bool = False,
+    sample_size: int = 10,
+    include_senders: bool = False,
+) -> DataFrame:
+    """One evidence row per results row (`EVIDENCE_COLUMNS`).
+
+    `rows_df` is `explode_evidence_rows` output (best already narrowed by `filter_result_domains`);
+    `results_df` has the results table's columns (`hunt.RESULT_COLUMNS` plus `WindowStart`,
+    `WindowEnd`, `Mode`, `RunId`, `ComputedAt`).
+    """
+    rows_df = rows_df.transform(filter_result_domains, results_df)
+    inbound_df = rows_df.filter(~F.col("IsOutbound"))
+    details = [
+        inbound_summary(inbound_df, sample_size, include_senders),
+        threat_type_counts(inbound_df, count_messages),
+        sender_domain_counts(inbound_df, count_messages),
+        daily_counts(rows_df, count_messages),
+    ]
+    evidence_df = results_df.withColumnRenamed("SenderFromDomain", "Domain").alias("r")
+    for i, detail_df in enumerate(details):
+        # Left joins: a results row keeps its evidence row even if a detail has nothing to say.
+        evidence_df = evidence_df.join(detail_df.alias(f"d{i}"), on=_KEYS, how="left")
+    return evidence_df.withColumnRenamed("Domain", "SenderFromDomain").select(*EVIDENCE_COLUMNS)
+
+
+def evidence_from_events(
+    events_df: DataFrame,
+    results_df: DataFrame,
+    *,
+    mode: str = "kql",
+    normalize: bool = False,
+    dedupe_edits: bool = False,
+    count_messages: bool = False,
+    sample_size: int = 10,
+    include_senders: bool = False,
+) -> DataFrame:
+    """Evidence straight from canonical, quarantine-free events, with the hunt's switches applied."""
+    if dedupe_edits:
+        events_df = events_df.transform(hunt.filter_latest_edits)
+    return build_evidence(
+        events_df.transform(explode_evidence_rows, mode, normalize),
+        results_df,
+        count_messages=count_messages,
+        sample_size=sample_size,
+        include_senders=include_senders,
+    )
