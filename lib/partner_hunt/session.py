@@ -16,6 +16,7 @@ DELTA_CONF = {
 }
 # Timestamps are UTC instants; printing and date bucketing must not depend on the host's zone.
 BASE_CONF = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"}
+CONNECT_SETTABLE = ("spark.sql.", "spark.databricks.delta.")
 
 
 class JavaMissingError(RuntimeError):
@@ -61,8 +62,11 @@ def build_session(
     conf = {**BASE_CONF, **(conf or {})}
     if remote:
         builder = SparkSession.builder.remote(remote)
+        # A Connect client can only change session (SQL) settings; the server owns the rest
+        # (master, memory, UI), and sending those just earns a CANNOT_MODIFY_CONFIG warning each.
         for key, value in conf.items():
-            builder = builder.config(key, value)
+            if key.startswith(CONNECT_SETTABLE):
+                builder = builder.config(key, value)
         return builder.getOrCreate()
 
     active = SparkSession.getActiveSession()

@@ -1,0 +1,211 @@
+"""The job on a real multi-process Spark standalone cluster (a master and two workers on loopback).
+
+`local[*]` runs every task in one JVM, so it hides serialisation and shuffle bugs and code that
+only works when the driver and executors share memory. Here the job is submitted with
+`spark-submit` (package zipped into `--py-files`, Delta from `--packages`) and run with
+`partner-hunt run --master spark://...`, and both must give exactly the `local[2]` answer. The
+fault test kills an executor mid-job: Spark must retry the lost work and still give that answer.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from chispa import assert_df_equality
+
+from partner_hunt import demo
+from partner_hunt.cli import main
+from tests.integration.spark_cluster import (
+    DELTA_CONF,
+    JOB_TIMEOUT,
+    REPO,
+    StandaloneCluster,
+    package_zip,
+    spark_env,
+    spark_submit_args,
+    tail,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.cluster,
+    pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs pgrep to find executor processes"),
+]
+
+COMPARED = [
+    "TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage", "WindowStart", "WindowEnd", "Mode",
+]
+LOG_COUNTS = ["Status", "RowsRead", "RowsQuarantined", "RecipientRows", "ResultRows"]
+END = datetime(2026, 3, 1, tzinfo=timezone.utc)
+# Small enough for a busy 2-core machine; spread over several files so both executors get tasks.
+ROWS, FILES = 6_000, 4
+# The cluster's executors fit a 1 GiB worker; few partitions keep a tiny job from being all overhead.
+JOB_CONF = {
+    **DELTA_CONF,
+    "spark.executor.memory": "768m",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.databricks.delta.snapshotPartitions": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A master and two 1-core workers; torn down (process groups killed) even when a test fails."""
+    started = StandaloneCluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """A seeded Delta source on local disk, its config, its `local[2]` results, and the package zip."""
+    root = tmp_path_factory.mktemp("lake")
+    source = root / "message_events"
+    (
+        demo.generate_events(spark, ROWS, days=7, seed=11, end=END)
+        .repartition(FILES)
+        .write.format("delta")
+        .save(str(source))
+    )
+    # conf/cluster.yml as shipped, with only the settings that suit a tiny test changed.
+    settings = yaml.safe_load((REPO / "conf" / "cluster.yml").read_text())
+    settings["source"] = str(source)
+    settings["spark"]["conf"].update(
+        {k: v for k, v in JOB_CONF.items() if k.startswith("spark.sql.shuffle") or "snapshot" in k}
+    )
+    config = root / "cluster-test.yml"
+    config.write_text(yaml.safe_dump(settings))
+    local_output = root / "local_results"
+    # The session fixture is local[2], so this is the single-JVM reference answer.
+    assert main(["run", "--config", str(config), "--output", str(local_output), "--top", "0"]) == 0
+    return {
+        "root": root,
+        "source": source,
+        "config": config,
+        "local_output": local_output,
+        "zip": package_zip(root / "partner_hunt.zip"),
+    }
+
+
+def submit(cluster: StandaloneCluster, lake: dict, output: Path, log: Path) -> subprocess.Popen:
+    """Start `spark-submit jobs/partner_hunt_job.py run` against the cluster."""
+    args = spark_submit_args(
+        cluster.url,
+        JOB_CONF,
+        lake["zip"],
+        [str(REPO / "jobs" / "partner_hunt_job.py"), "run", "--config", str(lake["config"]),
+         "--output", str(output), "--top", "3"],
+    )
+    handle = log.open("wb")
+    try:
+        # Not from the repo root: the job must import partner_hunt from the shipped zip.
+        return subprocess.Popen(
+            args, stdout=handle, stderr=subprocess.STDOUT, env=spark_env(), cwd=lake["root"],
+            start_new_session=True,
+        )
+    finally:
+        handle.close()
+
+
+def finish(proc: subprocess.Popen, log: Path) -> str:
+    """Wait for a job, killing it on timeout; return its output, failing on a non-zero exit."""
+    try:
+        proc.wait(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"job did not finish in {JOB_TIMEOUT:.0f}s:\n{tail(log)}")
+    output = log.read_text(errors="replace")
+    assert proc.returncode == 0, f"job failed ({proc.returncode}):\n{tail(log, 8000)}"
+    return output
+
+
+def assert_same_results(spark, lake: dict, output: Path) -> None:
+    """The cluster's results and run-log counts equal the local run's."""
+    expected_df = spark.read.format("delta").load(str(lake["local_output"])).select(*COMPARED)
+    actual_df = spark.read.format("delta").load(str(output)).select(*COMPARED)
+    assert expected_df.count() > 5, "the reference run found too few domains to compare"
+    assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
+    expected_log = spark.read.format("delta").load(str(lake["local_output"]) + "_run_log").select(*LOG_COUNTS)
+    actual_log = spark.read.format("delta").load(str(output) + "_run_log").select(*LOG_COUNTS)
+    assert_df_equality(actual_log, expected_log, ignore_row_order=True, ignore_nullable=True)
+
+
+def workers_that_ran_tasks(cluster: StandaloneCluster, before: set[Path]) -> set[str]:
+    """Workers whose executors started since `before` ran at least one task."""
+    return {
+        log.parts[-4]
+        for log in set(cluster.executor_logs()) - before
+        if "Running task" in log.read_text(errors="replace")
+    }
+
+
+def test_spark_submit_on_cluster_matches_local(spark, cluster, lake, tmp_path):
+    output = tmp_path / "cluster_results"
+    log = tmp_path / "submit.log"
+    before = set(cluster.executor_logs())
+    printed = finish(submit(cluster, lake, output, log), log)
+
+    assert "Connected to Spark cluster" in printed, "the job did not run on the standalone master"
+    assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
+    assert_same_results(spark, lake, output)
+
+
+def test_cli_master_flag_on_cluster_matches_local(spark, cluster, lake, tmp_path):
+    """`partner-hunt run --master spark://...` outside spark-submit: Delta JARs come from the session."""
+    output = tmp_path / "cli_results"
+    log = tmp_path / "cli.log"
+    before = set(cluster.executor_logs())
+    cli = Path(sys.executable).with_name("partner-hunt")
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [str(cli), "run", "--master", cluster.url, "--config", str(lake["config"]), "--output", str(output),
+         "--top", "3"],
+        stdout=handle, stderr=subprocess.STDOUT, cwd=lake["root"], start_new_session=True,
+        env=spark_env(),
+    )
+    handle.close()
+    finish(proc, log)
+
+    assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
+    assert_same_results(spark, lake, output)
+
+
+def test_job_survives_a_killed_executor(spark, cluster, lake, tmp_path):
+    """kill -9 one executor once it has finished a task; retries must give the same answer."""
+    output = tmp_path / "fault_results"
+    log = tmp_path / "fault.log"
+    before = set(cluster.executor_logs())
+    proc = submit(cluster, lake, output, log)
+    victim = None
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while victim is None and proc.poll() is None and time.monotonic() < deadline:
+            for stderr in set(cluster.executor_logs()) - before:
+                if "Finished task" in stderr.read_text(errors="replace"):
+                    pids = cluster.executor_pids()
+                    if pids:
+                        victim = pids[0]
+                        subprocess.run(["kill", "-9", str(victim)], check=True)
+                        break
+            time.sleep(0.2)
+    finally:
+        printed = finish(proc, log)
+
+    assert victim is not None, "the job finished before an executor could be killed; make the source bigger"
+    assert re.search(r"Lost executor \d+|Executor \S+ removed", printed), tail(log, 8000)
+    assert_same_results(spark, lake, output)
