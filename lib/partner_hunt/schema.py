@@ -14,8 +14,6 @@ on quarantined rows).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -41,20 +39,21 @@ CANONICAL_SCHEMA = T.StructType(
     ]
 )
 
-# Reason codes, as written to the quarantine table and counted in the run log.
+# Reason codes, as written to the quarantine table and counted in the run log. ThreatTypes has
+# none: under KQL's isempty every value but null and "" is a threat, so no value is malformed.
 BAD_TIMESTAMP = "BAD_TIMESTAMP"
 BAD_RECIPIENTS = "BAD_RECIPIENT_DETAILS"
 BAD_FLAG = "BAD_FLAG"
-BAD_THREAT_TYPES = "BAD_THREAT_TYPES"
 MISSING_MESSAGE_ID = "MISSING_TEAMS_MESSAGE_ID"
 MISSING_TENANT = "MISSING_TENANT_ID"
-REASONS = (BAD_TIMESTAMP, BAD_RECIPIENTS, BAD_FLAG, BAD_THREAT_TYPES, MISSING_MESSAGE_ID, MISSING_TENANT)
+REASONS = (BAD_TIMESTAMP, MISSING_TENANT, BAD_FLAG, BAD_RECIPIENTS, MISSING_MESSAGE_ID)
 
 ALWAYS_REQUIRED = ("Timestamp", "RecipientDetails", "IsExternalThread", "IsOwnedThread", "ThreatTypes")
 OPTIONAL = ("TenantId", "TeamsMessageId", "ReportId", "SenderEmailAddress", "LastEditedTime")
 
 _STRINGS = (T.StringType, T.VarcharType, T.CharType)
 _INTEGERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+_FRACTIONS = (T.FloatType, T.DoubleType, T.DecimalType)
 _TIMES = (T.TimestampType, T.TimestampNTZType, T.DateType)
 
 
@@ -80,6 +79,24 @@ def required_columns(req: Requirements) -> tuple[str, ...]:
     return tuple(cols)
 
 
+def contract_fields(schema: T.StructType) -> dict[str, T.StructField]:
+    """The source's fields for each contract column name, matched like Spark resolves names.
+
+    Spark resolves column names case-insensitively by default, and catalogs such as the Hive
+    metastore lower-case them, so `timestamp` satisfies `Timestamp`; an exact match wins.
+    """
+    by_lower: dict[str, T.StructField] = {}
+    for f in schema.fields:
+        by_lower.setdefault(f.name.lower(), f)
+    exact = {f.name: f for f in schema.fields}
+    out = {}
+    for name in (*ALWAYS_REQUIRED, *OPTIONAL):
+        found = exact.get(name) or by_lower.get(name.lower())
+        if found is not None:
+            out[name] = found
+    return out
+
+
 def _is(dtype: T.DataType, kinds: tuple[type, ...]) -> bool:
     return isinstance(dtype, kinds)
 
@@ -97,7 +114,8 @@ def _accepts_recipients(dtype: T.DataType) -> bool:
 
 
 def _accepts_flag(dtype: T.DataType) -> bool:
-    return _is(dtype, (T.BooleanType, *_INTEGERS, *_STRINGS))
+    # Fractions too: pandas writes an integer column that has nulls as float64 (1.0 / 0.0).
+    return _is(dtype, (T.BooleanType, *_INTEGERS, *_FRACTIONS, *_STRINGS))
 
 
 def _accepts_threats(dtype: T.DataType) -> bool:
@@ -106,46 +124,59 @@ def _accepts_threats(dtype: T.DataType) -> bool:
     return isinstance(dtype, T.ArrayType) and _is(dtype.elementType, _STRINGS)
 
 
+_FLAG_TYPES = "boolean, integer 0/1 or string true/false/1/0"
 _ACCEPTED = {
-    "Timestamp": ("timestamp, timestamp_ntz, date or an ISO string", lambda t: _is(t, (*_TIMES, *_STRINGS))),
+    "Timestamp": ("timestamp, timestamp_ntz, date or an ISO 8601 string", lambda t: _is(t, (*_TIMES, *_STRINGS))),
     "RecipientDetails": (
         "array<struct>, array<map<string,string>> or a JSON string of an array of objects",
         _accepts_recipients,
     ),
-    "IsExternalThread": ("boolean, integer 0/1 or string true/false/1/0", _accepts_flag),
-    "IsOwnedThread": ("boolean, integer 0/1 or string true/false/1/0", _accepts_flag),
+    "IsExternalThread": (_FLAG_TYPES, _accepts_flag),
+    "IsOwnedThread": (_FLAG_TYPES, _accepts_flag),
     "ThreatTypes": ("string, array<string> or a JSON string of an array", _accepts_threats),
     "TenantId": ("string", lambda t: _is(t, _STRINGS)),
-    "TeamsMessageId": ("string", lambda t: _is(t, (*_STRINGS, *_INTEGERS))),
-    "ReportId": ("string", lambda t: _is(t, (*_STRINGS, *_INTEGERS))),
+    "TeamsMessageId": ("string or integer", lambda t: _is(t, (*_STRINGS, *_INTEGERS))),
+    "ReportId": ("string or integer", lambda t: _is(t, (*_STRINGS, *_INTEGERS))),
     "SenderEmailAddress": ("string", lambda t: _is(t, _STRINGS)),
-    "LastEditedTime": ("timestamp or an ISO string", lambda t: _is(t, (*_TIMES, *_STRINGS))),
+    "LastEditedTime": ("timestamp, timestamp_ntz, date or an ISO 8601 string", lambda t: _is(t, (*_TIMES, *_STRINGS))),
 }
 
 
 def check_contract(schema: T.StructType, table: str, req: Requirements = Requirements()) -> None:
-    """Fail fast, naming the column and the table, when the source breaks the contract."""
-    fields = {f.name: f.dataType for f in schema.fields}
+    """Fail fast, naming the column and the table, when the source breaks the contract.
+
+    Reads only the schema. Extra columns are ignored; a contract column that is present must
+    have an accepted type even when this run does not need it, since a later run may.
+    """
+    fields = contract_fields(schema)
     missing = [c for c in required_columns(req) if c not in fields]
     if missing:
         raise SchemaContractError(
             f"source table '{table}' is missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}"
+            f"{', '.join(missing)} (columns found: {', '.join(schema.fieldNames()) or 'none'})"
         )
-    for name, dtype in fields.items():
-        if name in _ACCEPTED:
-            description, accepts = _ACCEPTED[name]
-            if not accepts(dtype):
-                raise SchemaContractError(
-                    f"source table '{table}' column {name} has type {dtype.simpleString()}; "
-                    f"accepted: {description}"
-                )
+    for name, f in fields.items():
+        description, accepts = _ACCEPTED[name]
+        if not accepts(f.dataType):
+            raise SchemaContractError(
+                f"source table '{table}' column {f.name} has type {f.dataType.simpleString()}; "
+                f"accepted: {description}"
+            )
 
 
-def needed_columns(schema: T.StructType, req: Requirements) -> list[str]:
-    """The source columns a run reads (column pruning happens here, at the edge)."""
-    present = {f.name for f in schema.fields}
-    return [c for c in (*ALWAYS_REQUIRED, *OPTIONAL) if c in present and (c in ALWAYS_REQUIRED or _wanted(c, req))]
+def needed_columns(schema: T.StructType, req: Requirements) -> list[Column]:
+    """The source columns a run reads, under their contract names (column pruning at the edge)."""
+    fields = contract_fields(schema)
+    return [
+        F.col(_quoted(fields[c].name)).alias(c)
+        for c in (*ALWAYS_REQUIRED, *OPTIONAL)
+        if c in fields and (c in ALWAYS_REQUIRED or _wanted(c, req))
+    ]
+
+
+def _quoted(name: str) -> str:
+    """A column name as an identifier, so that dots and spaces in source names are literal."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _wanted(name: str, req: Requirements) -> bool:
@@ -160,13 +191,30 @@ def _flag(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
     """(boolean value, is-bad) for a flag column; null stays null (KQL: on neither side)."""
     if isinstance(dtype, T.BooleanType):
         return col, F.lit(False)
-    if _is(dtype, _INTEGERS):
+    if _is(dtype, (*_INTEGERS, *_FRACTIONS)):
         value = F.when(col == 1, F.lit(True)).when(col == 0, F.lit(False))
         return value, col.isNotNull() & value.isNull()
     text = F.lower(F.trim(col))
     value = F.when(text.isin("true", "1"), F.lit(True)).when(text.isin("false", "0"), F.lit(False))
-    # An empty string is how CSV-ish exports write a missing flag.
+    # An empty string is how CSV-ish exports write a missing flag: null, not malformed.
     return value, col.isNotNull() & (text != F.lit("")) & value.isNull()
+
+
+# A trailing zone: Z, +hh[:mm] / -hhmm, or a named zone such as "UTC" or "Europe/Paris".
+_HAS_ZONE = r"(?i)(z|[+-]\d{1,2}(:?\d{2})?|\s*[a-z][a-z_]*(/[a-z_]+)*)$"
+_DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _utc_instant(text: Column) -> Column:
+    """Parse an ISO 8601 text to an instant; text without a zone is UTC, whatever the session zone.
+
+    `try_to_timestamp` would read zone-less text in `spark.sql.session.timeZone`; appending `Z`
+    pins it to UTC. Fractions beyond microseconds (Kusto writes 7 digits) are truncated.
+    """
+    text = F.trim(text)
+    dated = F.when(text.rlike(_DATE_ONLY), F.concat(text, F.lit("T00:00:00"))).otherwise(text)
+    zoned = F.when(dated.rlike(_HAS_ZONE), dated).otherwise(F.concat(dated, F.lit("Z")))
+    return F.try_to_timestamp(zoned)
 
 
 def _timestamp(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
@@ -174,26 +222,37 @@ def _timestamp(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
     if isinstance(dtype, T.TimestampType):
         value = col
     elif _is(dtype, (T.TimestampNTZType, T.DateType)):
-        # Wall-clock times in exports are UTC; label them as such rather than shifting them.
-        value = F.to_utc_timestamp(col.cast("timestamp_ntz").cast("string"), "UTC")
+        # Wall-clock times in exports are UTC: labelled as such, not shifted by the session zone.
+        value = _utc_instant(col.cast("timestamp_ntz").cast("string"))
     else:
-        value = F.try_to_timestamp(F.trim(col))
+        value = _utc_instant(col)
     return value, value.isNull()
+
+
+def _struct_field(element: T.StructType, name: str) -> str | None:
+    """The struct's field for `name`: exact, else case-insensitive as Spark resolves fields."""
+    names = element.fieldNames()
+    if name in names:
+        return name
+    return next((n for n in names if n.lower() == name.lower()), None)
 
 
 def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
     """(array<struct<RecipientSmtpAddress>>, is-bad) with mv-expand's null/empty distinction kept."""
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.StructType):
-        names = dtype.elementType.fieldNames()
-        if "RecipientSmtpAddress" in names:
-            address = lambda r: r["RecipientSmtpAddress"].cast("string")  # noqa: E731
+        field_name = _struct_field(dtype.elementType, "RecipientSmtpAddress")
+        if field_name is not None:
+            address = lambda r: r[field_name].cast("string")  # noqa: E731
         else:
             # KQL property access on a missing key gives null, and so the "" domain.
             address = lambda r: F.lit(None).cast("string")  # noqa: E731
         value = F.transform(col, lambda r: F.struct(address(r).alias("RecipientSmtpAddress")))
         return value, F.lit(False)
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.MapType):
-        value = F.transform(col, lambda m: F.struct(m["RecipientSmtpAddress"].cast("string").alias("RecipientSmtpAddress")))
+        # Map keys are data, not schema: matched exactly, as KQL's property access is.
+        value = F.transform(
+            col, lambda m: F.struct(m["RecipientSmtpAddress"].cast("string").alias("RecipientSmtpAddress"))
+        )
         return value, F.lit(False)
     # A JSON string: parsed as an array of raw JSON texts so that an element which is not an
     # object gives a null address (KQL's property access) instead of failing the whole array.
@@ -212,51 +271,72 @@ def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
             F.when(e["key"] == F.lit("RecipientSmtpAddress"), e["value"]).alias("RecipientSmtpAddress")
         ),
     )
+    # JSON null (or nothing at all) is mv-expand's null: one row, domain "".
     is_null_json = col.isNull() | text.isin("", "null")
-    value = F.when(is_null_json, F.lit(None).cast(RECIPIENT_TYPE)).otherwise(F.coalesce(from_array, from_bag))
-    return value, ~is_null_json & elements.isNull() & bag.isNull()
+    value = (
+        F.when(is_null_json, F.lit(None).cast(RECIPIENT_TYPE))
+        .when(F.startswith(text, F.lit("[")), from_array)
+        .when(F.startswith(text, F.lit("{")), from_bag)
+    )
+    return value, ~is_null_json & value.isNull()
 
 
-def _threats(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
-    """(string, is-bad): an array becomes its comma-joined elements, so [] and [""] are not threats."""
+def _join_threats(values: Column) -> Column:
+    """An array's non-empty elements, comma-joined: [] and [""] are clean, [" "] is a threat."""
+    return F.concat_ws(",", F.filter(values, lambda v: v.isNotNull() & (v != F.lit(""))))
+
+
+def _threats(col: Column, dtype: T.DataType) -> Column:
+    """ThreatTypes as KQL's string; never malformed, since isempty() accepts any string."""
     if isinstance(dtype, T.ArrayType):
-        return F.when(col.isNotNull(), F.concat_ws(",", col)), F.lit(False)
-    # A string that looks like a JSON array is an export of the dynamic form; anything else is
-    # the documented comma-separated string and is kept byte for byte (a lone space is a threat).
-    looks_json = F.startswith(F.ltrim(col), F.lit("[")) & F.endswith(F.rtrim(col), F.lit("]"))
-    parsed = F.from_json(col, T.ArrayType(T.StringType()))
-    value = F.when(looks_json & parsed.isNotNull(), F.concat_ws(",", parsed)).otherwise(col)
-    return value, F.lit(False)
+        return F.when(col.isNotNull(), _join_threats(col))
+    # A string that is a JSON array is an export of the dynamic form; anything else is the
+    # documented comma-separated string and is kept byte for byte (a lone space is a threat).
+    text = F.trim(col)
+    looks_json = F.startswith(text, F.lit("[")) & F.endswith(text, F.lit("]"))
+    parsed = F.from_json(text, T.ArrayType(T.StringType()))
+    return F.when(looks_json & parsed.isNotNull(), _join_threats(parsed)).otherwise(col)
 
 
 def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> DataFrame:
     """Rewrite any accepted source shape into `CANONICAL_SCHEMA`, tagging untrustworthy rows.
 
-    Needs the columns of `required_columns(req)`; extra columns are ignored. Adds
-    `QuarantineReason` (the first reason that applies, or null).
+    Needs the columns of `required_columns(req)` (names matched case-insensitively); extra
+    columns are ignored. Adds `QuarantineReason` (the first reason that applies, in the order
+    of `REASONS`, or null) and `SourceRecord` (the input row as JSON, on quarantined rows only).
     """
-    types_by_name = {f.name: f.dataType for f in source_df.schema.fields}
+    fields = contract_fields(source_df.schema)
 
-    def col_or_null(name: str) -> Column:
-        return F.col(name).cast("string") if name in types_by_name else F.lit(None).cast("string")
+    def src(name: str) -> Column:
+        return F.col(_quoted(fields[name].name))
 
-    timestamp, bad_timestamp = _timestamp(F.col("Timestamp"), types_by_name["Timestamp"])
-    external, bad_external = _flag(F.col("IsExternalThread"), types_by_name["IsExternalThread"])
-    owned, bad_owned = _flag(F.col("IsOwnedThread"), types_by_name["IsOwnedThread"])
-    recipients, bad_recipients = _recipients(F.col("RecipientDetails"), types_by_name["RecipientDetails"])
-    threats, bad_threats = _threats(F.col("ThreatTypes"), types_by_name["ThreatTypes"])
+    def text_or_null(name: str) -> Column:
+        return src(name).cast("string") if name in fields else F.lit(None).cast("string")
 
-    if "TenantId" in types_by_name:
-        tenant = F.col("TenantId")
+    def kind(name: str) -> T.DataType:
+        return fields[name].dataType
+
+    timestamp, bad_timestamp = _timestamp(src("Timestamp"), kind("Timestamp"))
+    external, bad_external = _flag(src("IsExternalThread"), kind("IsExternalThread"))
+    owned, bad_owned = _flag(src("IsOwnedThread"), kind("IsOwnedThread"))
+    recipients, bad_recipients = _recipients(src("RecipientDetails"), kind("RecipientDetails"))
+    threats = _threats(src("ThreatTypes"), kind("ThreatTypes"))
+
+    if "TenantId" in fields:
+        tenant = src("TenantId").cast("string")
         bad_tenant = tenant.isNull() | (F.trim(tenant) == F.lit(""))
     else:
         tenant = F.lit(DEFAULT_TENANT_ID)
         bad_tenant = F.lit(False)
-    message_id = col_or_null("TeamsMessageId")
-    bad_message_id = (message_id.isNull() | (message_id == F.lit(""))) if req.message_id else F.lit(False)
+    message_id = text_or_null("TeamsMessageId")
+    if req.message_id:
+        bad_message_id = message_id.isNull() | (F.trim(message_id) == F.lit(""))
+    else:
+        bad_message_id = F.lit(False)
 
-    if "LastEditedTime" in types_by_name:
-        edited, _ = _timestamp(F.col("LastEditedTime"), types_by_name["LastEditedTime"])
+    if "LastEditedTime" in fields:
+        # An unedited message carries an empty LastEditedTime; its version time is Timestamp.
+        edited, _ = _timestamp(src("LastEditedTime"), kind("LastEditedTime"))
         edit_time = F.coalesce(edited, timestamp)
     else:
         edit_time = timestamp
@@ -266,15 +346,14 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
         .when(bad_tenant, F.lit(MISSING_TENANT))
         .when(bad_external | bad_owned, F.lit(BAD_FLAG))
         .when(bad_recipients, F.lit(BAD_RECIPIENTS))
-        .when(bad_threats, F.lit(BAD_THREAT_TYPES))
         .when(bad_message_id, F.lit(MISSING_MESSAGE_ID))
     )
     return source_df.select(
-        tenant.cast("string").alias("TenantId"),
+        tenant.alias("TenantId"),
         timestamp.alias("Timestamp"),
         message_id.alias("TeamsMessageId"),
-        col_or_null("ReportId").alias("ReportId"),
-        col_or_null("SenderEmailAddress").alias("SenderEmailAddress"),
+        text_or_null("ReportId").alias("ReportId"),
+        text_or_null("SenderEmailAddress").alias("SenderEmailAddress"),
         recipients.alias("RecipientDetails"),
         external.alias("IsExternalThread"),
         owned.alias("IsOwnedThread"),
@@ -282,7 +361,7 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
         edit_time.alias("EditTime"),
         reason.alias("QuarantineReason"),
         # Kept only for quarantined rows, so that nothing about a bad record is lost.
-        F.when(reason.isNotNull(), F.to_json(F.struct(*[F.col(c) for c in source_df.columns]))).alias(
+        F.when(reason.isNotNull(), F.to_json(F.struct(*[F.col(_quoted(c)) for c in source_df.columns]))).alias(
             "SourceRecord"
         ),
     )
