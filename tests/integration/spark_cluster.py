@@ -31,7 +31,7 @@ DELTA_CONF = {
 }
 # A machine shared with other test runs can be slow to start JVMs; these are ceilings, not waits.
 START_TIMEOUT = float(os.environ.get("PARTNER_HUNT_TEST_START_TIMEOUT", "180"))
-JOB_TIMEOUT = float(os.environ.get("PARTNER_HUNT_TEST_JOB_TIMEOUT", "420"))
+JOB_TIMEOUT = float(os.environ.get("PARTNER_HUNT_TEST_JOB_TIMEOUT", "900"))
 
 
 def free_port() -> int:
