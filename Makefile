@@ -26,5 +26,9 @@ test: java $(STAMP)
 test-fast: java $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not cluster"
 
+bench: java $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python benchmarks/bench.py
+
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log .pytest_cache

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
-from pyspark.sql import DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, partials, schema
+from partner_hunt import analyst, hunt, io, partials, schema
 from partner_hunt.config import Config, config_fingerprint
 from partner_hunt.io import TableRef
 
@@ -74,6 +74,7 @@ class RunReport:
     status: str = "running"
     error: str | None = None
     finished_at: datetime | None = None
+    analyst_outputs: analyst.AnalystOutputs | None = None
 
     @property
     def rows_used(self) -> int:
@@ -154,20 +155,24 @@ def filter_source_window(source_df: DataFrame, start: datetime | None, end: date
     Rows with a null Timestamp are kept: they belong to no window and must be quarantined, not lost.
     """
     if isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType) and (start or end):
-        in_window = hunt.filter_window(source_df, start, end)
-        return in_window.unionByName(source_df.filter(F.col("Timestamp").isNull()))
+        # One predicate, so the source is scanned once; Parquet and Delta skipping handle the OR.
+        return source_df.filter(_window_condition(F.col("Timestamp"), start, end) | F.col("Timestamp").isNull())
     return source_df
 
 
-def filter_canonical_window(canonical_df: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
-    """Keep rows in `[start, end)` and every row whose time could not be read."""
-    ts = F.col("Timestamp")
+def _window_condition(ts: Column, start: datetime | None, end: datetime | None) -> Column:
     cond = F.lit(True)
     if start is not None:
         cond = cond & (ts >= F.lit(start))
     if end is not None:
         cond = cond & (ts < F.lit(end))
-    return canonical_df.filter(cond | ts.isNull())
+    return cond
+
+
+def filter_canonical_window(canonical_df: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
+    """Keep rows in `[start, end)` and every row whose time could not be read."""
+    ts = F.col("Timestamp")
+    return canonical_df.filter(_window_condition(ts, start, end) | ts.isNull())
 
 
 def explode_events(good_df: DataFrame, config: Config) -> DataFrame:
@@ -413,6 +418,8 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     _write_results(results_df, report, config, io.equality_predicate(window_key(report)))
     if report.rows_quarantined:
         write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
+    good_df = prepared.canonical_df.transform(schema.filter_quarantined)
+    report.analyst_outputs = analyst.write_outputs(spark, config, report, good_df, results_df)
     results_df.unpersist()
 
 
@@ -570,22 +577,37 @@ def backfill(
     return _tracked(spark, config, "backfill", body)
 
 
-def last_processed_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
-    """The source version that the last successful partials run of this variant read."""
-    if not io.table_exists(spark, locations.run_log):
-        return None
-    rows = (
-        io.read_table(spark, locations.run_log)
-        .filter(
-            (F.col("Status") == "succeeded")
-            & (F.col("Source") == F.lit(str(locations.source)))
-            & (F.col("Variant") == F.lit(variant_key))
-            & F.col("Command").isin("backfill", "run --incremental")
+def incremental_watermark(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
+    """The source version up to which every committed day of this variant is known to be current.
+
+    An incremental run checks all committed days against every commit since the previous
+    watermark, so its version becomes the next watermark. Before the first incremental run, the
+    oldest version any backfilled day was computed from is the safe place to start looking.
+    """
+    if io.table_exists(spark, locations.run_log):
+        rows = (
+            io.read_table(spark, locations.run_log)
+            .filter(
+                (F.col("Status") == "succeeded")
+                & (F.col("Source") == F.lit(str(locations.source)))
+                & (F.col("Variant") == F.lit(variant_key))
+                & (F.col("Command") == "run --incremental")
+            )
+            .agg(F.max("SourceVersion").alias("v"))
+            .collect()
         )
-        .agg(F.max("SourceVersion").alias("v"))
-        .collect()
-    )
-    return rows[0]["v"] if rows and rows[0]["v"] is not None else None
+        if rows and rows[0]["v"] is not None:
+            return int(rows[0]["v"])
+    if io.table_exists(spark, locations.partials):
+        rows = (
+            io.read_table(spark, locations.partials)
+            .filter((F.col("Variant") == F.lit(variant_key)) & F.col("Domain").isNull())
+            .agg(F.min("SourceVersion").alias("v"))
+            .collect()
+        )
+        if rows and rows[0]["v"] is not None:
+            return int(rows[0]["v"])
+    return None
 
 
 def run_incremental(
@@ -611,7 +633,7 @@ def run_incremental(
         source_df, report.source_version = read_source(spark, config, report.locations)
         window_days = partials.days_between(start, end)
         done = read_done_days(spark, report.locations, report.variant)
-        previous = last_processed_version(spark, report.locations, report.variant)
+        previous = incremental_watermark(spark, report.locations, report.variant)
         changed = None
         if previous is not None and report.source_version is not None:
             changed = io.changed_days(spark, report.locations.source, previous, report.source_version, _source_days)
