@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--batch-days", type=int, help="days per commit (config hunt.backfill_batch_days)")
     backfill.set_defaults(handler=cmd_backfill)
 
+    diff = sub.add_parser(
+        "diff", help="run kql and corrected modes over the same window and show where and why they disagree"
+    )
+    _add_common(diff)
+    _add_hunt_options(diff)
+    diff.set_defaults(handler=cmd_diff)
+
     demo = sub.add_parser("demo", help="generate a seeded sample lake, then run the hunt on it")
     _add_common(demo)
     demo.add_argument("--lake", help="folder for the sample lake (config demo.lake)")
@@ -194,6 +201,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             on_batch=progress.advance,
         )
     report.print_run(result, config)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """`partner-hunt diff`: both modes over one window (`--mode` is ignored), compared."""
+    from partner_hunt import analyst, report
+
+    config = resolve_config(args)
+    spark = _session(config)
+    report.print_diff(analyst.run_diff(spark, config))
     return 0
 
 

@@ -67,10 +67,88 @@ def print_run(report: Any, config: Config) -> None:
         )
         + f" | recipient rows {report.recipient_rows:,} | {report.duration_seconds:.1f}s"
     )
+    outputs = getattr(report, "analyst_outputs", None)
+    if outputs is not None:
+        print_alerts(outputs)
     _console.print(f"results    -> {loc.output}")
+    if outputs is not None and outputs.evidence:
+        _console.print(f"evidence   -> {outputs.evidence} ({outputs.evidence_rows:,} domains)")
+    if outputs is not None and outputs.alerts:
+        _console.print(f"alerts     -> {outputs.alerts} ({outputs.alerts_raised:,} raised)")
+    if outputs is not None and outputs.alerts_jsonl:
+        _console.print(f"alert JSONL-> {outputs.alerts_jsonl}")
     if report.rows_quarantined:
         _console.print(f"quarantine -> {loc.quarantine}")
     _console.print(f"run log    -> {loc.run_log} (run {report.run_id})")
+    for note in outputs.notes if outputs is not None else ():
+        _console.print(f"note: {note}")
+    sys.stdout.flush()
+
+
+def print_alerts(outputs: Any) -> None:
+    """The alerts a run raised (already sorted and bounded), or one line saying there were none."""
+    if not outputs.alerts:
+        return
+    if not outputs.top_alerts:
+        _console.print("Alerts: none raised (no domain crossed a threshold).")
+        return
+    shown = len(outputs.top_alerts)
+    more = f", top {shown} shown" if outputs.alerts_raised > shown else ""
+    table = Table(title=f"Alerts raised: {outputs.alerts_raised:,}{more}", title_justify="left")
+    show_tenant = len({r["TenantId"] for r in outputs.top_alerts}) > 1
+    if show_tenant:
+        table.add_column("TenantId")
+    for name in ("Severity", "SenderFromDomain", "Inbound threats", "Outbound", "Why", "AlertId"):
+        table.add_column(name, justify="right" if name in ("Inbound threats", "Outbound") else "left")
+    for r in outputs.top_alerts:
+        cells = [r["TenantId"]] if show_tenant else []
+        domain = r["SenderFromDomain"]
+        cells += [
+            r["Severity"],
+            domain if domain and domain.strip() == domain else repr(domain),
+            f"{r['IncomingTeamsMessagesWithThreats']:,}",
+            f"{r['OutboundTeamsMessages']:,}",
+            ", ".join(r["Reasons"]),
+            r["AlertId"][:12],
+        ]
+        table.add_row(*cells)
+    _console.print(table)
+
+
+def print_diff(mode_diff: Any) -> None:
+    """The mode diff: per-status counts, the disagreeing domains (bounded) and why they disagree."""
+    kql = mode_diff.reports["kql"]
+    window = _fmt_window(kql.window_start, kql.window_end)
+    counts = mode_diff.status_counts
+    _console.print(f"Mode diff over {window}: " + ", ".join(f"{counts.get(s, 0):,} {s}" for s in mode_diff.statuses))
+    for mode, text in mode_diff.switches.items():
+        _console.print(f"  {mode:9}: {text}")
+    if mode_diff.rows:
+        table = Table(title="Domains on which the modes disagree", title_justify="left")
+        show_tenant = len({r["TenantId"] for r in mode_diff.rows}) > 1
+        if show_tenant:
+            table.add_column("TenantId")
+        for name in ("SenderFromDomain", "Status", "kql out", "kql in", "corrected out", "corrected in", "Why"):
+            table.add_column(name, justify="right" if " out" in name or " in" in name else "left")
+        fmt = lambda v: "" if v is None else f"{v:,}"  # noqa: E731
+        for r in mode_diff.rows:
+            cells = [r["TenantId"]] if show_tenant else []
+            domain = r["SenderFromDomain"]
+            cells += [
+                domain if domain and domain.strip() == domain else repr(domain),
+                r["Status"],
+                fmt(r["KqlOutbound"]),
+                fmt(r["KqlInbound"]),
+                fmt(r["CorrectedOutbound"]),
+                fmt(r["CorrectedInbound"]),
+                r["Why"],
+            ]
+            table.add_row(*cells)
+        _console.print(table)
+    else:
+        _console.print("The two modes agree on every domain in this window.")
+    _console.print(mode_diff.explanation)
+    _console.print(f"results    -> {kql.locations.output} (both modes, keyed by window and Mode)")
     sys.stdout.flush()
 
 

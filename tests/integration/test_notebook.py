@@ -1,0 +1,55 @@
+"""The hunting notebook runs headless against a small demo lake and draws its charts."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from partner_hunt import demo, io
+
+pytestmark = pytest.mark.integration
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "hunting.ipynb"
+END = datetime(2026, 3, 15, tzinfo=timezone.utc)
+
+
+def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    lake = tmp_path / "lake"
+    source = io.TableRef(str(lake / "message_events"), True)
+    io.overwrite(demo.generate_events(spark, 4000, days=7, seed=7, end=END), source)
+    out = tmp_path / "charts"
+    # The kernel inherits this process's environment: that is how the parameter cell gets them.
+    for key, value in {
+        "PARTNER_HUNT_SOURCE": source.location,
+        "PARTNER_HUNT_OUTPUT": str(lake / "partner_hunt_results"),
+        "PARTNER_HUNT_START": "2026-03-08",
+        "PARTNER_HUNT_END": "2026-03-15",
+        "PARTNER_HUNT_NOTEBOOK_OUT": str(out),
+        "PARTNER_HUNT_MASTER": "local[2]",
+    }.items():
+        monkeypatch.setenv(key, value)
+    # The kernel must start its own Spark, not think it runs under spark-submit.
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_SECRET", raising=False)
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute(env=dict(os.environ))
+
+    for name in ("top_domains.png", "daily_trend.png"):
+        png = out / name
+        assert png.is_file(), f"{name} was not written"
+        # A rendered chart with bars, lines and labels is tens of kilobytes; an empty figure is ~2 KB.
+        assert png.stat().st_size > 10_000, f"{name} is only {png.stat().st_size} bytes"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    )
+    assert "Top partner domains" in text and "SampleTeamsMessageIds" in text
