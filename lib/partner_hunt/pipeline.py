@@ -528,6 +528,8 @@ def write_window_reports(
     io.replace_where(results_df, report.locations.output, predicate)
     top = config.hunt.top
     report.top_rows = last_only.transform(hunt.sort_results).limit(top).collect() if top else []
+    # Alerts for the last window (the spike rule has its partials here); evidence needs raw events.
+    report.analyst_outputs = analyst.write_outputs(spark, config, report, None, last_only)
     results_df.unpersist()
 
 

@@ -89,8 +89,11 @@ def print_alerts(outputs: Any) -> None:
     """The alerts a run raised (already sorted and bounded), or one line saying there were none."""
     if not outputs.alerts:
         return
-    if not outputs.top_alerts:
+    if not outputs.alerts_raised:
         _console.print("Alerts: none raised (no domain crossed a threshold).")
+        return
+    if not outputs.top_alerts:
+        _console.print(f"Alerts raised: {outputs.alerts_raised:,}")
         return
     shown = len(outputs.top_alerts)
     more = f", top {shown} shown" if outputs.alerts_raised > shown else ""
