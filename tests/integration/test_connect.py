@@ -86,7 +86,7 @@ def test_schema_contract_and_hunt_over_connect_match_classic(spark, server, sour
     source_df = spark.read.format("delta").load(str(source))
     for mode in ("kql", "corrected"):
         expected_df = results(source_df, mode)
-        assert expected_df.count() > 5
+        assert expected_df.count() > 0, f"the seeded lake gives no {mode} results to compare"
         actual_df = spark.createDataFrame([tuple(r[c] for c in expected_df.columns) for r in got[mode]], expected_df.schema)
         assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
 
