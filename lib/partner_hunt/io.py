@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 from urllib.parse import unquote
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 _IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
@@ -24,6 +26,10 @@ class TableNotFoundError(LookupError):
 
 class TableFormatError(ValueError):
     """A table location is malformed, or holds something other than Delta."""
+
+
+class CorruptFileError(IOError):
+    """A data file of a table cannot be read: truncated, corrupt, or gone."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,29 @@ def resolve(text: str | None, default: TableRef) -> TableRef:
     return TableRef.parse(text) if text else default
 
 
+def _sql_identifier(ref: TableRef) -> str:
+    """The table as a SQL identifier: `delta.`path`` or the validated catalog name."""
+    if ref.is_path:
+        if "`" in ref.location:
+            raise TableFormatError(f"path '{ref.location}' must not contain a backtick")
+        return f"delta.`{ref.location}`"
+    return ref.location
+
+
+def _detail(spark: SparkSession, ref: TableRef) -> Row:
+    """`DESCRIBE DETAIL` of a Delta table (SQL, so it also works over Spark Connect)."""
+    # The identifier is a validated name or a backtick-free path; there are no values to bind.
+    return spark.sql(f"DESCRIBE DETAIL {_sql_identifier(ref)}").collect()[0]
+
+
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:
     """True when `ref` names an existing Delta table (path) or any table (catalog name)."""
-    if ref.is_path:
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(spark, ref.location)
-    return spark.catalog.tableExists(ref.location)
+    if not ref.is_path:
+        return spark.catalog.tableExists(ref.location)
+    try:
+        return str(_detail(spark, ref)["format"]).lower() == "delta"
+    except AnalysisException:
+        return False
 
 
 def read_table(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
@@ -82,11 +104,8 @@ def read_table(spark: SparkSession, ref: TableRef, version: int | None = None) -
 
 def table_version(spark: SparkSession, ref: TableRef) -> int | None:
     """The latest committed Delta version of a table, or None if it has no history."""
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, ref.location) if ref.is_path else DeltaTable.forName(spark, ref.location)
-    # history(1) is one row: the newest commit.
-    rows = table.history(1).select("version").collect()
+    # One row: the newest commit (SQL rather than DeltaTable, so it works over Spark Connect).
+    rows = spark.sql(f"DESCRIBE HISTORY {_sql_identifier(ref)} LIMIT 1").select("version").collect()
     return int(rows[0]["version"]) if rows else None
 
 
@@ -152,6 +171,11 @@ def replace_where(
     _with_retries(lambda: writer.save(ref.location) if ref.is_path else writer.saveAsTable(ref.location))
 
 
+# Delta's optimistic-concurrency failures (DeltaConcurrentModificationException and subclasses);
+# the first writes that race to create a table surface as metadata or protocol changes.
+_CONFLICT = re.compile(r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT")
+
+
 def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
     """Retry a replace that lost an optimistic-concurrency race.
 
@@ -163,7 +187,7 @@ def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
             write()
             return
         except Exception as exc:  # noqa: BLE001 - only Delta's concurrency conflicts are retried
-            conflict = "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc)[:300]
+            conflict = _CONFLICT.search(f"{type(exc).__name__} {exc}") is not None
             if not conflict or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1) + random.random())
@@ -202,9 +226,7 @@ def table_location(spark: SparkSession, ref: TableRef) -> str:
     """The storage location of a Delta table (a path is its own location)."""
     if ref.is_path:
         return ref.location
-    from delta.tables import DeltaTable
-
-    return DeltaTable.forName(spark, ref.location).detail().select("location").collect()[0]["location"]
+    return str(_detail(spark, ref)["location"])
 
 
 def changed_days(
@@ -294,3 +316,82 @@ def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> N
         .partitionBy(*partition_by)
         .json(path)
     )
+
+
+_IGNORE_CORRUPT = "spark.sql.files.ignoreCorruptFiles"
+# Spark 4 names the file in FAILED_READ_FILE errors, on classic Spark and over Connect alike.
+_FAILED_READ = re.compile(
+    r"\[FAILED_READ_FILE(?:\.(\w+))?\][^\n]*?reading file (.+?)\.?(?:\s+SQLSTATE|\s*$)", re.MULTILINE
+)
+
+
+def unreadable_file(exc: BaseException) -> tuple[str, str] | None:
+    """(path, Spark's sub-reason) when `exc` is Spark failing to read one data file, else None."""
+    match = _FAILED_READ.search(str(exc))
+    if match is None:
+        return None
+    return match.group(2), match.group(1) or "NO_HINT"
+
+
+@contextmanager
+def reading_files(spark: SparkSession, table: TableRef, skip_corrupt: bool) -> Iterator[None]:
+    """Scope in which a table is read: unreadable files are skipped, or fail naming the file.
+
+    Delta's reader ignores the per-read `ignoreCorruptFiles` option, so skipping uses the SQL
+    setting, set for this scope only and restored afterwards.
+    """
+    previous = spark.conf.get(_IGNORE_CORRUPT, None) if skip_corrupt else None
+    if skip_corrupt:
+        spark.conf.set(_IGNORE_CORRUPT, "true")
+    try:
+        yield
+    except CorruptFileError:
+        raise
+    except Exception as exc:
+        found = unreadable_file(exc)
+        if found is None:
+            raise
+        path, reason = found
+        hint = "" if skip_corrupt else "; rerun with --skip-corrupt-files to skip unreadable files"
+        raise CorruptFileError(
+            f"cannot read data file {path} of table '{table}' ({reason}: truncated, corrupt or removed){hint}"
+        ) from exc
+    finally:
+        if skip_corrupt:
+            if previous is None:
+                spark.conf.unset(_IGNORE_CORRUPT)
+            else:
+                spark.conf.set(_IGNORE_CORRUPT, previous)
+
+
+def unreadable_files(spark: SparkSession, ref: TableRef) -> list[str]:
+    """The data files of a Delta table whose Parquet footer cannot be read, in one scan.
+
+    Reads no column, so each task opens only its file's footer. A readable file shows up with
+    at least one row; the few that do not (unreadable, or with no rows) are then opened one by
+    one, strictly, to tell them apart. Damage inside a data page behind a good footer is not
+    found here; Spark's ignoreCorruptFiles then drops the rest of that file without a count.
+    """
+    files = read_table(spark, ref).inputFiles()
+    if not files:
+        return []
+    probe = spark.read.schema("_partner_hunt_probe string").option("ignoreCorruptFiles", "true").parquet(*files)
+    # Bounded: at most one row per data file of the table.
+    seen = {_normal_path(row[0]) for row in probe.select(F.col("_metadata.file_path")).distinct().collect()}
+    return sorted(f for f in files if _normal_path(f) not in seen and not _opens(spark, f))
+
+
+def _normal_path(path: str) -> str:
+    """`file:/x`, `file:///x` and `/x` name the same local file; `%20` and ` ` the same name."""
+    return re.sub(r"^file:/+", "/", unquote(path))
+
+
+def _opens(spark: SparkSession, path: str) -> bool:
+    """True when the file's footer can be read (it may hold no rows)."""
+    try:
+        spark.read.schema("_partner_hunt_probe string").parquet(path).count()
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure to open is what we are looking for
+        if unreadable_file(exc) is None and "parquet" not in str(exc).lower():
+            raise
+        return False
