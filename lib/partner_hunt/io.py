@@ -330,7 +330,7 @@ def unreadable_file(exc: BaseException) -> tuple[str, str] | None:
     match = _FAILED_READ.search(str(exc))
     if match is None:
         return None
-    return match.group(2), match.group(1) or "NO_HINT"
+    return unquote(match.group(2)), match.group(1) or "NO_HINT"
 
 
 @contextmanager
@@ -354,7 +354,8 @@ def reading_files(spark: SparkSession, table: TableRef, skip_corrupt: bool) -> I
         path, reason = found
         hint = "" if skip_corrupt else "; rerun with --skip-corrupt-files to skip unreadable files"
         raise CorruptFileError(
-            f"cannot read data file {path} of table '{table}' ({reason}: truncated, corrupt or removed){hint}"
+            f"cannot read data file {path} of table '{table}': truncated, corrupt or removed "
+            f"(Spark FAILED_READ_FILE.{reason}){hint}"
         ) from exc
     finally:
         if skip_corrupt:

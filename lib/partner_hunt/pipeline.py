@@ -74,6 +74,7 @@ class RunReport:
     status: str = "running"
     error: str | None = None
     finished_at: datetime | None = None
+    skipped_files: list[str] = field(default_factory=list)
     analyst_outputs: analyst.AnalystOutputs | None = None
 
     @property
@@ -110,6 +111,7 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("QuarantineByReason", T.MapType(T.StringType(), T.LongType())),
         T.StructField("RecipientRowsExploded", T.LongType()),
         T.StructField("ResultRows", T.LongType()),
+        T.StructField("SkippedFiles", T.ArrayType(T.StringType())),
     ]
 )
 
@@ -314,6 +316,7 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         dict(report.quarantine_by_reason),
         report.recipient_rows,
         report.result_rows,
+        list(report.skipped_files),
     )
     io.append(spark.createDataFrame([row], RUN_LOG_SCHEMA), report.locations.run_log)
 
@@ -322,8 +325,13 @@ def _tracked(spark: SparkSession, config: Config, command: str, body: Callable[[
     """Run `body` with a fresh report; always append the run log, with the error on failure."""
     locations = Locations.from_config(config)
     report = new_report(config, command, locations)
+    skip = config.quality.skip_corrupt_files
     try:
-        body(report)
+        # Unreadable source files fail naming the file, or are skipped and listed.
+        with io.reading_files(spark, locations.source, skip):
+            if skip:
+                report.skipped_files = io.unreadable_files(spark, locations.source)
+            body(report)
         report.status = "succeeded"
         return report
     except Exception as exc:
