@@ -22,12 +22,12 @@ class UserError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from partner_hunt.io import TableFormatError, TableNotFoundError
+    from partner_hunt.io import CorruptFileError, TableFormatError, TableNotFoundError
     from partner_hunt.pipeline import BadInputError, PartialsMismatchError
     from partner_hunt.schema import SchemaContractError
     from partner_hunt.session import JavaMissingError
 
-    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError, PartialsMismatchError)
+    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError, PartialsMismatchError, CorruptFileError)
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -56,6 +56,7 @@ def _add_hunt_options(parser: argparse.ArgumentParser) -> None:
     _bool_flag(parser, "count-messages", "count distinct messages, not message x recipient rows (config hunt.count_messages)")
     _bool_flag(parser, "dedupe-edits", "keep only the latest version of each TeamsMessageId (config hunt.dedupe_edits)")
     parser.add_argument("--max-bad-fraction", type=float, help="fail above this share of malformed rows (config quality.max_bad_fraction)")
+    _bool_flag(parser, "skip-corrupt-files", "skip unreadable source data files and list them (config quality.skip_corrupt_files)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +126,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hunt.count_messages": get("count_messages"),
         "hunt.dedupe_edits": get("dedupe_edits"),
         "quality.max_bad_fraction": get("max_bad_fraction"),
+        "quality.skip_corrupt_files": get("skip_corrupt_files"),
         "hunt.trailing_days": get("trailing_days"),
         "hunt.backfill_batch_days": get("batch_days"),
         "demo.lake": get("lake"),
@@ -173,6 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         result = pipeline.run(spark, config, command="run")
     report.print_run(result, config)
+    if result.skipped_files:
+        report.say(f"skipped {len(result.skipped_files)} unreadable source file(s): {', '.join(result.skipped_files)}")
     return 0
 
 
