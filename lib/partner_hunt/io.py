@@ -7,7 +7,7 @@ import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Iterable, Iterator, Mapping
 from urllib.parse import unquote
 
@@ -116,6 +116,8 @@ def _sql_literal(value: object) -> str:
     if isinstance(value, datetime):
         utc = value.astimezone(timezone.utc).replace(tzinfo=None)
         return f"TIMESTAMP '{utc.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
