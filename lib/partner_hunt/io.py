@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -284,24 +285,26 @@ def upsert(df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = ())
     spark = df.sparkSession
     if not table_exists(spark, ref):
         # First write creates the table; a concurrent creator makes this fail loudly, not duplicate.
-        writer = df.write.format("delta").mode("errorifexists")
+        # "error", not its alias "errorifexists", which the Spark Connect client rejects.
+        writer = df.write.format("delta").mode("error")
         if ref.is_path:
             writer.save(ref.location)
         else:
             writer.saveAsTable(ref.location)
         return
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, ref.location) if ref.is_path else DeltaTable.forName(spark, ref.location)
+    # SQL MERGE rather than DeltaTable.merge: over Spark Connect the DeltaTable API needs the Delta
+    # Connect server plugin, SQL only the Delta extension. Names are validated above; no values.
+    view = f"partner_hunt_upsert_{uuid.uuid4().hex}"
     kept = set(preserve)
-    updates = {c: F.col(f"s.{c}") for c in df.columns if c not in kept}
-    (
-        table.alias("t")
-        .merge(df.alias("s"), F.col(f"t.{key}") == F.col(f"s.{key}"))
-        .whenMatchedUpdate(set=updates)
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    updates = ", ".join(f"t.`{c}` = s.`{c}`" for c in df.columns if c not in kept)
+    df.createOrReplaceTempView(view)
+    try:
+        spark.sql(
+            f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` "
+            f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
+        )
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> None:

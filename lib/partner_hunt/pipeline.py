@@ -427,7 +427,11 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     if report.rows_quarantined:
         write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
     good_df = prepared.canonical_df.transform(schema.filter_quarantined)
-    report.analyst_outputs = analyst.write_outputs(spark, config, report, good_df, results_df)
+    # The analyst outputs join the results with themselves; over Spark Connect (pyspark 4.0) that
+    # fails for a DataFrame carrying observe() metrics (SPARK-56322), so they get the committed
+    # window read back, which carries none.
+    written_df = io.read_window_rows(spark, report.locations.output, window_key(report))
+    report.analyst_outputs = analyst.write_outputs(spark, config, report, good_df, written_df)
     results_df.unpersist()
 
 

@@ -224,18 +224,12 @@ def spark_submit_args(master: str, conf: dict[str, str], py_files: Path | None, 
     return args + list(app)
 
 
-# Delta Connect (DeltaTable over Connect) needs these server plugins; they are not published for
-# 4.0.1 on the Maven mirror this suite was built on, so they are opt-in (docs/cluster.md).
-DELTA_CONNECT_PACKAGES = os.environ.get("PARTNER_HUNT_DELTA_CONNECT_PACKAGES", "")
-DELTA_CONNECT_PLUGINS = {
-    "spark.connect.extensions.relation.classes": "org.apache.spark.sql.connect.delta.DeltaRelationPlugin",
-    "spark.connect.extensions.command.classes": "org.apache.spark.sql.connect.delta.DeltaCommandPlugin",
-}
-
-
 @dataclass
 class ConnectServer:
-    """A Spark Connect server (local[2], Delta JARs and extensions) in its own JVM on a free port."""
+    """A Spark Connect server (local[2], Delta JARs and extensions) in its own JVM on a free port.
+
+    No Delta Connect plugin: the job needs only Delta's SQL extension over Connect (docs/cluster.md).
+    """
 
     root: Path
     port: int = field(default_factory=free_port)
@@ -249,7 +243,6 @@ class ConnectServer:
         self.root.mkdir(parents=True, exist_ok=True)
         conf = {
             **DELTA_CONF,
-            **(DELTA_CONNECT_PLUGINS if DELTA_CONNECT_PACKAGES else {}),
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.ui.enabled": "false",
@@ -262,7 +255,7 @@ class ConnectServer:
         }
         args = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2]",
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-                "--packages", ",".join(p for p in (DELTA_PACKAGE, DELTA_CONNECT_PACKAGES) if p)]
+                "--packages", DELTA_PACKAGE]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
         self.process = launch("connect-server", args, self.root / "connect-server.log", spark_env(), cwd=self.root)

@@ -88,6 +88,9 @@ def lake(spark, tmp_path_factory):
     )
     # The analyst outputs add a dozen small Spark jobs each and have their own tests; the cluster
     # tests are about the hunt's shuffle and retries, so they are left out to keep the run short.
+    # Corrected mode: besides the hunt's aggregation it dedupes edits (a window) and counts distinct
+    # messages, so more shuffles cross executors, and the seeded lake gives more domains to compare.
+    settings.setdefault("hunt", {})["mode"] = "corrected"
     for section in ("evidence", "alerts"):
         if section in {f.name for f in dataclasses.fields(Config)}:
             settings[section] = {"enabled": False}

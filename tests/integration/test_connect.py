@@ -21,7 +21,6 @@ from partner_hunt import demo
 from partner_hunt.cli import main
 from tests.integration.connect_client import results
 from tests.integration.spark_cluster import (
-    DELTA_CONNECT_PACKAGES,
     JOB_TIMEOUT,
     REPO,
     ConnectServer,
@@ -91,26 +90,63 @@ def test_schema_contract_and_hunt_over_connect_match_classic(spark, server, sour
         assert_df_equality(actual_df, expected_df, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.skipif(
-    not DELTA_CONNECT_PACKAGES,
-    reason="the job's Delta utility calls (DeltaTable.isDeltaTable/history) need the Delta Connect server "
-    "plugin; set PARTNER_HUNT_DELTA_CONNECT_PACKAGES to its Maven coordinates (docs/cluster.md)",
-)
+RESULT_COLUMNS = [
+    "TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage", "WindowStart", "WindowEnd", "Mode",
+]
+LOG_COUNTS = ["Status", "RowsRead", "RowsUsed", "RowsQuarantined", "RecipientRowsExploded", "ResultRows"]
+
+
 def test_job_end_to_end_over_connect(spark, server, source, tmp_path):
-    """`partner-hunt run` with PARTNER_HUNT_REMOTE gives the same results table as a classic run."""
-    connect_out, local_out = tmp_path / "connect_results", tmp_path / "local_results"
-    proc = run_child(
-        ["-m", "partner_hunt.cli", "run", "--source", str(source), "--output", str(connect_out), "--top", "0"],
-        server.url,
-        PARTNER_HUNT_REMOTE=server.url,
-    )
+    """`partner-hunt run` over Connect reruns a classic run's window: same results, evidence and alerts.
+
+    The real command (Delta source, results, run log, quarantine, evidence, alerts) with
+    PARTNER_HUNT_REMOTE set. It reruns the window a classic run has just written, so over Connect
+    the job takes the paths of a rerun: table checks and versions through SQL, replaceWhere on the
+    results and evidence, and a MERGE into the existing alerts table. Corrected mode, so the
+    normalisation, edit dedupe and message counting run too (the parity suite covers kql mode).
+    """
+    output = tmp_path / "results"
+    window = ["--source", str(source), "--output", str(output), "--mode", "corrected",
+              "--start", "2026-02-24", "--end", "2026-03-01"]
+    assert main(["run", *window, "--top", "0"]) == 0
+    classic = {
+        name: spark.sql(f"DESCRIBE HISTORY delta.`{output}{suffix}` LIMIT 1").collect()[0]["version"]
+        for name, suffix in (("results", ""), ("evidence", "_evidence"), ("alerts", "_alerts"))
+    }
+
+    proc = run_child(["-m", "partner_hunt.cli", "run", *window, "--top", "3"], server.url,
+                     PARTNER_HUNT_REMOTE=server.url)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
-    assert main(["run", "--source", str(source), "--output", str(local_out), "--top", "0"]) == 0
-    cols = ["TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats",
-            "Bad_Traffic_Percentage", "WindowStart", "WindowEnd", "Mode"]
+
+    def table(suffix: str, version: int | None = None):
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(f"{output}{suffix}")
+
+    connect_df = table("")
+    assert connect_df.count() > 5, "the seeded lake gives too few corrected-mode domains to compare"
     assert_df_equality(
-        spark.read.format("delta").load(str(connect_out)).select(*cols),
-        spark.read.format("delta").load(str(local_out)).select(*cols),
-        ignore_row_order=True,
-        ignore_nullable=True,
+        connect_df.select(*RESULT_COLUMNS), table("", classic["results"]).select(*RESULT_COLUMNS),
+        ignore_row_order=True, ignore_nullable=True,
     )
+    # Two runs, one per session kind, both succeeded with the same row accounting.
+    log_df = table("_run_log").orderBy("StartedAt")
+    runs = log_df.select("RunId", *LOG_COUNTS).collect()
+    assert [r["Status"] for r in runs] == ["succeeded", "succeeded"]
+    assert [r[c] for c in LOG_COUNTS for r in runs[:1]] == [r[c] for c in LOG_COUNTS for r in runs[1:]]
+    connect_run = runs[1]["RunId"]
+    assert set(r["RunId"] for r in connect_df.select("RunId").distinct().collect()) == {connect_run}
+
+    evidence_cols = [c for c in table("_evidence").columns if c not in ("RunId", "ComputedAt")]
+    assert_df_equality(
+        table("_evidence").select(*evidence_cols), table("_evidence", classic["evidence"]).select(*evidence_cols),
+        ignore_row_order=True, ignore_nullable=True,
+    )
+    # MERGE through Connect: the same alerts, once each, now stamped with the Connect run.
+    alerts_df, alerts_before = table("_alerts"), table("_alerts", classic["alerts"]).select("AlertId", "RuleId")
+    assert alerts_before.count() > 0, "the seeded lake raises no alert, so the MERGE is not exercised"
+    assert alerts_df.count() == alerts_df.select("AlertId").distinct().count()
+    assert_df_equality(alerts_df.select("AlertId", "RuleId"), alerts_before, ignore_row_order=True, ignore_nullable=True)
+    assert {r["RunId"] for r in alerts_df.select("RunId").distinct().collect()} == {connect_run}
