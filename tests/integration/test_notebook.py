@@ -49,7 +49,14 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
         # A rendered chart with bars, lines and labels is tens of kilobytes; an empty figure is ~2 KB.
         assert png.stat().st_size > 10_000, f"{name} is only {png.stat().st_size} bytes"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Printed text arrives as streams; rich tables as display data with a text/plain form.
     text = "".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
     )
-    assert "Top partner domains" in text and "SampleTeamsMessageIds" in text
+    errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert "Top partner domains" in text, text[:2000]
+    assert "SampleTeamsMessageIds" in text, text[:2000]
