@@ -1,0 +1,209 @@
+"""Months of data: backfill, incremental runs, kill-and-resume, concurrency, tenants, run history."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from partner_hunt import demo, pipeline
+from partner_hunt.config import config_from_mapping
+
+pytestmark = pytest.mark.integration
+
+D0 = date(2026, 2, 1)
+DAYS = 6
+END = datetime(2026, 2, 1 + DAYS, tzinfo=timezone.utc)
+RESULT_COLS = [
+    "TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage", "WindowStart", "WindowEnd", "Mode",
+]
+PARTIAL_COLS = [
+    "TenantId", "Day", "Variant", "Mode", "Domain", "OutboundTeamsMessages",
+    "IncomingTeamsMessagesWithThreats", "FirstSeen", "LastSeen", "Source", "SourceVersion",
+]
+
+
+def day(n: int) -> date:
+    return D0 + timedelta(days=n)
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """A small two-tenant source over six days, generated once for the module."""
+    root = tmp_path_factory.mktemp("lake")
+    source = root / "message_events"
+    demo.generate_events(spark, rows=4000, days=DAYS, seed=7, tenants=2, end=END).write.format("delta").save(str(source))
+    return source
+
+
+def make_config(source, output, **hunt):
+    return config_from_mapping(
+        {"source": str(source), "output": str(output), "hunt": {"top": 5, **hunt}, "spark": {"master": "local[2]"}}
+    )
+
+
+def read(spark, path, cols):
+    return spark.read.format("delta").load(str(path)).select(*cols)
+
+
+def direct(spark, source, output, start, end, **hunt):
+    config = make_config(source, output, start=start.isoformat(), end=end.isoformat(), **hunt)
+    pipeline.run(spark, config)
+    return read(spark, output, RESULT_COLS)
+
+
+def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, tmp_path):
+    out = tmp_path / "results"
+    config = make_config(lake, out)
+    report = pipeline.backfill(spark, config, day(0), day(DAYS))
+    assert sorted(report.days_computed) == [day(i) for i in range(DAYS)]
+    expected = direct(spark, lake, tmp_path / "direct", day(0), day(DAYS))
+    assert expected.count() > 0
+    assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
+
+    partials_before = read(spark, str(out) + "_partials", PARTIAL_COLS + ["RunId"]).collect()
+    again = pipeline.backfill(spark, config, day(0), day(DAYS))
+    assert again.days_computed == []
+    after = read(spark, str(out) + "_partials", PARTIAL_COLS + ["RunId"])
+    assert_df_equality(after, spark.createDataFrame(partials_before, after.schema), ignore_row_order=True)
+    assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
+
+    forced = pipeline.backfill(spark, config, day(1), day(3), force=True)
+    assert sorted(forced.days_computed) == [day(1), day(2)]
+
+    log = spark.read.format("delta").load(str(out) + "_run_log")
+    assert log.filter("Command = 'backfill' AND Status = 'succeeded'").count() == 3
+    assert {r.SourceVersion for r in log.collect()} == {0}
+
+
+def test_trailing_windows_each_equal_a_direct_run(spark, lake, tmp_path):
+    out = tmp_path / "results"
+    pipeline.backfill(spark, make_config(lake, out), day(3), day(5), trailing_days=3)
+    windows = {(r.WindowStart.date(), r.WindowEnd.date()) for r in read(spark, out, RESULT_COLS).collect()}
+    assert windows == {(day(1), day(4)), (day(2), day(5))}
+    last = read(spark, out, RESULT_COLS).filter(F.col("WindowEnd") == F.lit(datetime(2026, 2, 6)))
+    expected = direct(spark, lake, tmp_path / "direct", day(2), day(5))
+    assert_df_equality(last, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_incremental_recomputes_only_changed_days_including_late_data(spark, lake, tmp_path):
+    source = tmp_path / "source"
+    spark.read.format("delta").load(str(lake)).write.format("delta").save(str(source))
+    out = tmp_path / "results"
+    window_end = day(DAYS + 1)
+    config = make_config(source, out, end=window_end.isoformat())
+    first = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    assert sorted(first.days_computed) == [day(i) for i in range(DAYS + 1)]
+
+    # One new day lands, plus late data for an old day.
+    new_day = demo.generate_events(spark, rows=600, days=1, seed=8, tenants=2, end=datetime(2026, 2, 8, tzinfo=timezone.utc))
+    late = demo.generate_events(spark, rows=300, days=1, seed=9, tenants=2, end=datetime(2026, 2, 3, tzinfo=timezone.utc))
+    new_day.unionByName(late).write.format("delta").mode("append").save(str(source))
+
+    second = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    assert sorted(second.days_computed) == [day(1), day(DAYS)]
+    total_rows = spark.read.format("delta").load(str(source)).count()
+    assert second.rows_read < total_rows / 2
+    expected = direct(spark, source, tmp_path / "direct", day(0), window_end)
+    assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
+
+    third = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    assert third.days_computed == []
+    log = spark.read.format("delta").load(str(out) + "_run_log").filter("Command = 'run --incremental'")
+    assert sorted(r.SourceVersion for r in log.collect()) == [0, 1, 1]
+
+
+def test_concurrent_backfills_of_disjoint_days_both_succeed(spark, lake, tmp_path):
+    out = tmp_path / "results"
+    errors: list[BaseException] = []
+
+    def job(start: date, end: date) -> None:
+        try:
+            pipeline.backfill(spark, make_config(lake, out), start, end)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(day(0), day(3))), threading.Thread(target=job, args=(day(3), day(6)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    markers = spark.read.format("delta").load(str(out) + "_partials").filter("Domain IS NULL")
+    assert sorted(r.Day for r in markers.collect()) == [day(i) for i in range(DAYS)]
+    assert read(spark, out, ["WindowStart"]).distinct().count() == 2
+
+
+def test_partials_refuse_to_mix_another_source(spark, lake, tmp_path):
+    out = tmp_path / "results"
+    pipeline.backfill(spark, make_config(lake, out), day(0), day(1))
+    other = tmp_path / "other"
+    spark.read.format("delta").load(str(lake)).limit(10).write.format("delta").save(str(other))
+    with pytest.raises(pipeline.PartialsMismatchError, match="was computed from source"):
+        pipeline.backfill(spark, make_config(other, out), day(0), day(1))
+
+
+def test_tenants_have_their_own_exclusions(spark, lake, tmp_path):
+    out = tmp_path / "results"
+    config = make_config(lake, out, start=day(0).isoformat(), end=day(DAYS).isoformat())
+    everything = pipeline.run(spark, config)
+    rows = read(spark, out, RESULT_COLS).collect()
+    assert {r.TenantId for r in rows} == {"tenant-00", "tenant-01"}
+    assert any(r.SenderFromDomain == "contoso.com" for r in rows)
+    scoped = replace(config, tenants=replace(config.tenants, exclude_domains={"tenant-00": ("contoso.com",)}))
+    pipeline.run(spark, scoped)
+    rows = read(spark, out, RESULT_COLS).collect()
+    owners = {r.TenantId for r in rows if r.SenderFromDomain == "contoso.com"}
+    assert owners == {"tenant-01"}
+    assert everything.result_rows == len(rows) + 1
+
+
+def _commits(table: Path) -> int:
+    log = table / "_delta_log"
+    return len(list(log.glob("*.json"))) if log.exists() else 0
+
+
+def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable, "-m", "partner_hunt.cli", "backfill", "--source", str(lake), "--output", str(out),
+        "--start", day(0).isoformat(), "--end", day(DAYS).isoformat(), "--batch-days", "1", "--master", "local[1]",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    partials_table = Path(str(out) + "_partials")
+    deadline = time.time() + 600
+    try:
+        while _commits(partials_table) < 2 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the backfill finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    done_before = {r.Day for r in spark.read.format("delta").load(str(partials_table)).filter("Domain IS NULL").collect()}
+    assert 0 < len(done_before) < DAYS
+    resumed = pipeline.backfill(spark, make_config(lake, out), day(0), day(DAYS))
+    assert sorted(resumed.days_computed) == sorted(set(day(i) for i in range(DAYS)) - done_before)
+
+    clean = tmp_path / "clean"
+    pipeline.backfill(spark, make_config(lake, clean), day(0), day(DAYS))
+    assert_df_equality(
+        read(spark, str(out) + "_partials", PARTIAL_COLS).drop("Source"),
+        read(spark, str(clean) + "_partials", PARTIAL_COLS).drop("Source"),
+        ignore_row_order=True,
+    )
+    assert_df_equality(read(spark, out, RESULT_COLS), read(spark, clean, RESULT_COLS), ignore_row_order=True)
