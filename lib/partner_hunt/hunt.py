@@ -18,7 +18,7 @@ from typing import Iterable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from partner_hunt.domains import normalized, recipient_domains, sender_domain
+from partner_hunt.domains import address_domain, normalized, recipient_addresses
 
 RESULT_COLUMNS = (
     "TenantId",
@@ -70,13 +70,13 @@ def explode_hunt_domains(events_df: DataFrame, mode: str = "kql", normalize: boo
     does; in `corrected` mode the inbound side takes the sender's domain, once per message.
     """
     outbound = F.col("IsOwnedThread")
-    recipients = recipient_domains(F.col("RecipientDetails"), normalize)
+    # Explode the addresses, then take each one's domain: no per-message array of domains is
+    # built, and reading only RecipientSmtpAddress lets Parquet skip the other recipient fields.
+    addresses = recipient_addresses(F.col("RecipientDetails"))
     if mode == "kql":
-        domains = recipients
+        counted = addresses
     elif mode == "corrected":
-        domains = F.when(outbound, recipients).otherwise(
-            F.array(sender_domain(F.col("SenderEmailAddress"), normalize))
-        )
+        counted = F.when(outbound, addresses).otherwise(F.array(F.col("SenderEmailAddress")))
     else:
         raise ValueError(f"unknown mode {mode!r}")
     return events_df.select(
@@ -84,9 +84,15 @@ def explode_hunt_domains(events_df: DataFrame, mode: str = "kql", normalize: boo
         "Timestamp",
         "TeamsMessageId",
         outbound.alias("IsOutbound"),
-        # mv-expand drops an empty array but keeps null as one row: `recipient_domains` turned
-        # null into [""], so a plain explode now matches KQL on both.
-        F.explode(domains).alias("Domain"),
+        # mv-expand drops an empty array but keeps null as one row: `recipient_addresses` turned
+        # null into [null], so a plain explode now matches KQL on both.
+        F.explode(counted).alias("Address"),
+    ).select(
+        "TenantId",
+        "Timestamp",
+        "TeamsMessageId",
+        "IsOutbound",
+        address_domain(F.col("Address"), normalize).alias("Domain"),
     )
 
 
