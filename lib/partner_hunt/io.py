@@ -395,7 +395,8 @@ def _normal_path(path: str) -> str:
 def _opens(spark: SparkSession, path: str) -> bool:
     """True when the file's footer can be read (it may hold no rows)."""
     try:
-        spark.read.schema("_partner_hunt_probe string").parquet(path).count()
+        # Strict even inside `reading_files`, whose session setting would hide the failure.
+        spark.read.schema("_partner_hunt_probe string").option("ignoreCorruptFiles", "false").parquet(path).count()
         return True
     except Exception as exc:  # noqa: BLE001 - any failure to open is what we are looking for
         if unreadable_file(exc) is None and "parquet" not in str(exc).lower():
