@@ -136,6 +136,7 @@ def requirements(config: Config) -> schema.Requirements:
     return schema.Requirements(
         sender=h.mode == "corrected",
         message_id=h.effective_count_messages or h.effective_dedupe_edits,
+        keep_sender=config.evidence.enabled,
     )
 
 

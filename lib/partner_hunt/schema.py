@@ -67,6 +67,8 @@ class Requirements:
 
     sender: bool = False
     message_id: bool = False
+    # Read SenderEmailAddress when the source has it, without requiring it (evidence uses it).
+    keep_sender: bool = False
 
 
 def required_columns(req: Requirements) -> tuple[str, ...]:
@@ -181,7 +183,7 @@ def _quoted(name: str) -> str:
 
 def _wanted(name: str, req: Requirements) -> bool:
     if name == "SenderEmailAddress":
-        return req.sender
+        return req.sender or req.keep_sender
     if name == "LastEditedTime":
         return req.message_id
     return True
@@ -246,7 +248,11 @@ def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
         else:
             # KQL property access on a missing key gives null, and so the "" domain.
             address = lambda r: F.lit(None).cast("string")  # noqa: E731
-        value = F.transform(col, lambda r: F.struct(address(r).alias("RecipientSmtpAddress")))
+        if field_name is not None:
+            # Extracting the field outside the lambda lets Parquet read only this nested column.
+            value = F.transform(col[field_name], lambda a: F.struct(a.cast("string").alias("RecipientSmtpAddress")))
+        else:
+            value = F.transform(col, lambda r: F.struct(address(r).alias("RecipientSmtpAddress")))
         return value, F.lit(False)
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.MapType):
         # Map keys are data, not schema: matched exactly, as KQL's property access is.
