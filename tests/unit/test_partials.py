@@ -91,7 +91,7 @@ EVENT = st.tuples(
 )
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.lists(EVENT, min_size=1, max_size=14),
     window=st.tuples(st.integers(0, 6), st.integers(1, 7)).filter(lambda w: w[0] < w[1]),

@@ -166,7 +166,7 @@ TIDY_DDL = (
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=records, shape=shapes, opts=options)
 def test_messy_sources_conserve_rows_and_match_the_tidy_hunt(spark, rows, shape, opts):
     if shape["recipients"] == "maps":
