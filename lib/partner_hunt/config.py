@@ -26,6 +26,14 @@ MODES = ("kql", "corrected")
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
 
 
+LOCAL_SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.memory": "2g",
+}
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, unknown, or of the wrong type; the message names the key."""
 
@@ -63,7 +71,8 @@ class SparkSettings:
 
     master: str | None = "local[*]"
     app_name: str = "partner-hunt"
-    conf: Mapping[str, str] = field(default_factory=dict)
+    # The same as conf/local.yml, so an installed wheel without that file behaves alike.
+    conf: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_SPARK_CONF))
 
 
 @dataclass(frozen=True)

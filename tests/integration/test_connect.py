@@ -14,7 +14,10 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
+from pathlib import Path
+
 import pytest
+import yaml
 from chispa import assert_df_equality
 
 from partner_hunt import demo
@@ -107,8 +110,13 @@ def test_job_end_to_end_over_connect(spark, server, source, tmp_path):
     normalisation, edit dedupe and message counting run too (the parity suite covers kql mode).
     """
     output = tmp_path / "results"
-    window = ["--source", str(source), "--output", str(output), "--mode", "corrected",
-              "--start", "2026-02-24", "--end", "2026-03-01"]
+    # The embedded config, with an alert threshold this small lake crosses, so the MERGE runs.
+    settings = yaml.safe_load(Path("conf/local.yml").read_text())
+    settings["alerts"] = {**(settings.get("alerts") or {}), "min_inbound_threats": 1}
+    config_file = tmp_path / "connect.yml"
+    config_file.write_text(yaml.safe_dump(settings))
+    window = ["--config", str(config_file), "--source", str(source), "--output", str(output),
+              "--mode", "corrected", "--start", "2026-02-24", "--end", "2026-03-01"]
     assert main(["run", *window, "--top", "0"]) == 0
     classic = {
         name: spark.sql(f"DESCRIBE HISTORY delta.`{output}{suffix}` LIMIT 1").collect()[0]["version"]
