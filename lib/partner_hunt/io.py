@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -44,8 +45,11 @@ class TableRef:
     def parse(cls, text: str) -> "TableRef":
         """Paths contain `/` (or a scheme such as `abfss:`); anything else must be a table name."""
         text = text.strip()
-        if "/" in text or "\\" in text or text.startswith(".") or _URI.match(text):
+        if _URI.match(text):
             return cls(text, True)
+        if "/" in text or "\\" in text or text.startswith("."):
+            # Absolute, so that SQL (`delta.`path``) and every executor read the same folder.
+            return cls(os.path.abspath(text), True)
         if _TABLE_NAME.match(text):
             return cls(text, False)
         raise TableFormatError(
@@ -86,6 +90,9 @@ def table_exists(spark: SparkSession, ref: TableRef) -> bool:
     """True when `ref` names an existing Delta table (path) or any table (catalog name)."""
     if not ref.is_path:
         return spark.catalog.tableExists(ref.location)
+    if not _URI.match(ref.location):
+        # A local folder: look for the transaction log rather than provoke (and log) an error.
+        return os.path.isdir(os.path.join(ref.location, "_delta_log"))
     try:
         return str(_detail(spark, ref)["format"]).lower() == "delta"
     except AnalysisException:

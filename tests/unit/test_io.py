@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+import os
+
 import pytest
 
 from partner_hunt.io import TableFormatError, TableRef, equality_predicate, in_predicate
@@ -33,7 +35,7 @@ def test_bad_table_name_is_named():
 
 
 def test_state_tables_sit_beside_the_output():
-    assert TableRef.parse("lake/results").sibling("partials") == TableRef("lake/results_partials", True)
+    assert TableRef.parse("lake/results").sibling("partials") == TableRef(os.path.abspath("lake/results_partials"), True)
     assert TableRef.parse("c.s.results").sibling("run_log") == TableRef("c.s.results_run_log", False)
 
 
