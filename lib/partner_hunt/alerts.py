@@ -203,16 +203,8 @@ def build_alerts(
     )
     return flagged_df.select(
         alert_id(F.col("TenantId"), F.col("WindowStart"), F.col("WindowEnd"), F.col("SenderFromDomain"), F.col("Mode")).alias("AlertId"),
-        "TenantId",
-        "SenderFromDomain",
-        "WindowStart",
-        "WindowEnd",
-        "Mode",
-        "OutboundTeamsMessages",
-        "IncomingTeamsMessagesWithThreats",
-        "Bad_Traffic_Percentage",
-        "BaselineDailyThreats",
-        "Reasons",
+        # The columns carried through unchanged, in ALERT_COLUMNS order (TenantId .. Reasons).
+        *ALERT_COLUMNS[1:11],
         severity.alias("SeverityId"),
         severity_name.alias("Severity"),
         F.lit(RULE_ID).alias("RuleId"),
