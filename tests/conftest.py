@@ -6,8 +6,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from partner_hunt.schema import RECIPIENT_TYPE
-
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
@@ -36,14 +34,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 CANONICAL_DDL = (
     "TenantId string, Timestamp timestamp, TeamsMessageId string, ReportId string, "
-    "SenderEmailAddress string, RecipientDetails array<struct<RecipientSmtpAddress:string>>, "
+    "SenderEmailAddress string, RecipientAddresses array<string>, "
     "IsExternalThread boolean, IsOwnedThread boolean, ThreatTypes string, EditTime timestamp"
 )
-
-
-def recipients(*addresses):
-    """RecipientDetails value from addresses (None -> null address); recipients(None) is not null."""
-    return [(a,) for a in addresses]
 
 
 def event(
@@ -65,7 +58,7 @@ def event(
         msg,
         report or f"r-{msg}",
         sender,
-        None if to is None else [(a,) for a in to],
+        None if to is None else list(to),
         external,
         owned,
         threats,
@@ -83,4 +76,4 @@ def events(spark):
     return make
 
 
-__all__ = ["RECIPIENT_TYPE", "T0", "event", "recipients"]
+__all__ = ["T0", "event"]

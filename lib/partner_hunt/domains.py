@@ -24,12 +24,12 @@ def normalized(col: Column) -> Column:
 
 
 def recipient_addresses(col: Column) -> Column:
-    """`RecipientDetails` (array<struct<RecipientSmtpAddress>>) to its addresses, ready to explode.
+    """Canonical `RecipientAddresses` (array<string>) made ready to explode with mv-expand's rules.
 
     mv-expand keeps a null array as one row holding null and drops an empty array: so null becomes
     `[null]` (whose domain is "") and `[]` stays empty for `explode` to drop.
     """
-    return F.coalesce(col["RecipientSmtpAddress"], F.array(F.lit(None).cast("string")))
+    return F.coalesce(col, F.array(F.lit(None).cast("string")))
 
 
 def address_domain(col: Column, normalize: bool = False) -> Column:
@@ -39,17 +39,12 @@ def address_domain(col: Column, normalize: bool = False) -> Column:
 
 
 def recipient_domains(col: Column, normalize: bool = False) -> Column:
-    """Map `RecipientDetails` to an array of recipient domains with KQL mv-expand semantics.
+    """Map `RecipientAddresses` to an array of recipient domains with KQL mv-expand semantics.
 
     mv-expand keeps a null array as one row holding null, whose domain is then "", but drops an
     empty array: so null becomes `[""]` and `[]` stays empty for `explode` to drop.
     """
-    def domain_of(recipient: Column) -> Column:
-        domain = kql_domain(recipient["RecipientSmtpAddress"])
-        return normalized(domain) if normalize else domain
-
-    empty_domain = normalized(F.lit("")) if normalize else F.lit("")
-    return F.when(col.isNull(), F.array(empty_domain)).otherwise(F.transform(col, domain_of))
+    return F.transform(recipient_addresses(col), lambda address: address_domain(address, normalize))
 
 
 def sender_domain(col: Column, normalize: bool = False) -> Column:

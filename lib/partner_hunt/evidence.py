@@ -57,7 +57,7 @@ def explode_evidence_rows(events_df: DataFrame, mode: str = "kql", normalize: bo
     the counts agree with `hunt.hunt`.
     """
     outbound = F.col("IsOwnedThread")
-    recipients = recipient_domains(F.col("RecipientDetails"), normalize)
+    recipients = recipient_domains(F.col("RecipientAddresses"), normalize)
     sender = sender_domain(F.col("SenderEmailAddress"), normalize)
     if mode == "kql":
         domains = recipients

@@ -1,8 +1,8 @@
 """The pure core: rule af2b5dbd-4b66-47b4-9936-abfecb246ba1 as DataFrame -> DataFrame transforms.
 
 Input is the canonical MessageEvents shape (see `schema.py`): `TenantId`, `Timestamp`,
-`TeamsMessageId`, `SenderEmailAddress`, `RecipientDetails` (array of structs with
-`RecipientSmtpAddress`), `IsExternalThread`, `IsOwnedThread` (booleans) and `ThreatTypes` (string).
+`TeamsMessageId`, `SenderEmailAddress`, `RecipientAddresses` (the recipients'
+RecipientSmtpAddress values), `IsExternalThread`, `IsOwnedThread` (booleans) and `ThreatTypes`.
 
 The published query scans the table twice and joins. Because its left side is one row per
 domain (innerunique changes nothing) and the right side keeps every row, the join is the same as
@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from partner_hunt.domains import address_domain, normalized, recipient_addresses
@@ -49,50 +49,74 @@ def filter_window(events_df: DataFrame, start: datetime | None, end: datetime | 
     return events_df
 
 
-def filter_hunt_rows(events_df: DataFrame) -> DataFrame:
-    """Keep the rows either side of the query can use: external, owned or carrying a threat.
+def is_hunt_row() -> Column:
+    """True for the rows either side of the query can use: external, owned or carrying a threat.
 
     Needs `IsExternalThread`, `IsOwnedThread`, `ThreatTypes`. A null flag fails both `==1` and
-    `==0` in KQL, so such a row is on neither side; `where` drops null predicates the same way.
+    `==0` in KQL, so such a row is on neither side: the condition is false there, never null.
     """
-    return events_df.filter(
+    condition = (
         F.col("IsExternalThread")
         & F.col("IsOwnedThread").isNotNull()
         & (F.col("IsOwnedThread") | has_threat(F.col("ThreatTypes")))
     )
+    return F.coalesce(condition, F.lit(False))
 
 
-def explode_hunt_domains(events_df: DataFrame, mode: str = "kql", normalize: bool = False) -> DataFrame:
+def filter_hunt_rows(events_df: DataFrame) -> DataFrame:
+    """Keep the rows either side of the query can use (see `is_hunt_row`)."""
+    return events_df.filter(is_hunt_row())
+
+
+FIRST_OF_ROW = "FirstOfRow"
+
+
+def explode_hunt_domains(
+    events_df: DataFrame, mode: str = "kql", normalize: bool = False, counted: Column | None = None
+) -> DataFrame:
     """One row per (message, domain) the query counts, tagged with its side.
 
-    Needs the canonical columns; gives `TenantId`, `Timestamp`, `TeamsMessageId`, `Domain` and
-    `IsOutbound`. In `kql` mode both sides take the recipients' domains, as the published query
-    does; in `corrected` mode the inbound side takes the sender's domain, once per message.
+    Needs `RecipientAddresses`, `IsOwnedThread` (and `SenderEmailAddress` in `corrected` mode);
+    gives `IsOutbound`, `Domain` and whichever of `TenantId`, `Timestamp`, `TeamsMessageId`,
+    `QuarantineReason` the input has, so that a caller that never counts messages never reads
+    their ids. In `kql` mode both sides take the recipients' domains, as the published query does;
+    in `corrected` mode the inbound side takes the sender's domain, once per message.
+
+    With `counted` (a condition on the input rows), every input row is kept: a row that is not
+    counted, or yields no domain, becomes one row with null `Domain` and `IsOutbound`, and
+    `FirstOfRow` is true on exactly one output row per input row. One aggregation can then count
+    the rows read beside the domains, where a separate count or an `observe` would cost a pass.
     """
     outbound = F.col("IsOwnedThread")
-    # Explode the addresses, then take each one's domain: no per-message array of domains is
-    # built, and reading only RecipientSmtpAddress lets Parquet skip the other recipient fields.
-    addresses = recipient_addresses(F.col("RecipientDetails"))
+    # Explode the addresses, then take each one's domain: no per-message array of domains is built.
+    addresses = recipient_addresses(F.col("RecipientAddresses"))
     if mode == "kql":
-        counted = addresses
+        elements = addresses
     elif mode == "corrected":
-        counted = F.when(outbound, addresses).otherwise(F.array(F.col("SenderEmailAddress")))
+        elements = F.when(outbound, addresses).otherwise(F.array(F.col("SenderEmailAddress")))
     else:
         raise ValueError(f"unknown mode {mode!r}")
+    carried = [c for c in ("TenantId", "Timestamp", "TeamsMessageId", "QuarantineReason") if c in events_df.columns]
+    if counted is None:
+        return events_df.select(
+            *carried,
+            outbound.alias("IsOutbound"),
+            # mv-expand drops an empty array but keeps null as one row: `recipient_addresses`
+            # turned null into [null], so a plain explode now matches KQL on both.
+            F.explode(elements).alias("Address"),
+        ).select(*carried, "IsOutbound", address_domain(F.col("Address"), normalize).alias("Domain"))
+    # An empty array yields no domain (mv-expand drops it) but its row was still read.
+    yields = counted & (F.size(elements) > F.lit(0))
     return events_df.select(
-        "TenantId",
-        "Timestamp",
-        "TeamsMessageId",
-        outbound.alias("IsOutbound"),
-        # mv-expand drops an empty array but keeps null as one row: `recipient_addresses` turned
-        # null into [null], so a plain explode now matches KQL on both.
-        F.explode(counted).alias("Address"),
+        *carried,
+        F.when(yields, outbound).alias("IsOutbound"),
+        yields.alias("_Yields"),
+        F.posexplode(F.when(yields, elements).otherwise(F.array(F.lit(None).cast("string")))).alias("_Pos", "Address"),
     ).select(
-        "TenantId",
-        "Timestamp",
-        "TeamsMessageId",
+        *carried,
         "IsOutbound",
-        address_domain(F.col("Address"), normalize).alias("Domain"),
+        F.when(F.col("_Yields"), address_domain(F.col("Address"), normalize)).alias("Domain"),
+        (F.col("_Pos") == F.lit(0)).alias(FIRST_OF_ROW),
     )
 
 
@@ -211,22 +235,24 @@ def sort_results(results_df: DataFrame) -> DataFrame:
     )
 
 
-def filter_latest_edits(events_df: DataFrame) -> DataFrame:
-    """Keep only the latest version of each message per UTC day: edits re-emit the message.
+def _latest_first():
+    return Window.partitionBy("TenantId", "TeamsMessageId", utc_day(F.col("Timestamp"))).orderBy(
+        F.col("EditTime").desc_nulls_last(),
+        F.col("Timestamp").desc_nulls_last(),
+        F.col("ReportId").desc_nulls_last(),
+    )
+
+
+def with_latest_edit_flag(events_df: DataFrame, name: str = "IsLatestEdit") -> DataFrame:
+    """Flag the latest version of each message per UTC day: edits re-emit the message.
 
     Needs `TenantId`, `TeamsMessageId`, `EditTime`, `Timestamp`, `ReportId`. Per day, so that the
     result stays additive over daily partials. The ordering is total (ReportId last) so that the
     kept version never depends on partitioning.
     """
-    from pyspark.sql import Window
+    return events_df.withColumn(name, F.row_number().over(_latest_first()) == F.lit(1))
 
-    latest_first = Window.partitionBy("TenantId", "TeamsMessageId", utc_day(F.col("Timestamp"))).orderBy(
-        F.col("EditTime").desc_nulls_last(),
-        F.col("Timestamp").desc_nulls_last(),
-        F.col("ReportId").desc_nulls_last(),
-    )
-    return (
-        events_df.withColumn("_version", F.row_number().over(latest_first))
-        .filter(F.col("_version") == 1)
-        .drop("_version")
-    )
+
+def filter_latest_edits(events_df: DataFrame) -> DataFrame:
+    """Keep only the latest version of each message per UTC day (see `with_latest_edit_flag`)."""
+    return events_df.transform(with_latest_edit_flag, "_latest").filter(F.col("_latest")).drop("_latest")

@@ -66,21 +66,25 @@ def days_filter(col: Column, days: Iterable[date]) -> Column:
     return cond
 
 
-def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
-    """Per (TenantId, Day, Domain) counts of both sides, plus one marker row per computed day.
+def daily_counts(domains_df: DataFrame, count_messages: bool, extra: Iterable[Column] = ()) -> DataFrame:
+    """Per (TenantId, Day, Domain) counts of both sides, with first- and last-seen times.
 
     Needs the exploded rows of `hunt.explode_hunt_domains` (`TenantId`, `Timestamp`,
-    `TeamsMessageId`, `IsOutbound`, `Domain`); gives `PARTIAL_COLUMNS`. Domains are not excluded
+    `TeamsMessageId` when counting messages, `IsOutbound`, `Domain`). Domains are not excluded
     here: exclusions are applied at roll-up, so that changing them never needs a recompute.
+    `extra` aggregates ride along in the same pass.
     """
-    with_day = domains_df.withColumn("Day", hunt.utc_day(F.col("Timestamp")))
-    rows = hunt.aggregate_sides(
-        with_day,
+    return hunt.aggregate_sides(
+        domains_df.withColumn("Day", hunt.utc_day(F.col("Timestamp"))),
         ["TenantId", "Day", "Domain"],
-        count_messages="messages=1" in variant_key,
-        extra=(F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen")),
+        count_messages=count_messages,
+        extra=(F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen"), *extra),
     )
-    spark = domains_df.sparkSession
+
+
+def with_markers(counts_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
+    """`daily_counts` rows (each with a Domain) plus one marker row per computed day, as `PARTIAL_COLUMNS`."""
+    spark = counts_df.sparkSession
     markers = spark.createDataFrame([(d,) for d in sorted(days)], "Day date").select(
         F.lit(None).cast("string").alias("TenantId"),
         "Day",
@@ -91,7 +95,7 @@ def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Ite
         F.lit(None).cast("timestamp").alias("LastSeen"),
     )
     return (
-        rows.select(*markers.columns)
+        counts_df.select(*markers.columns)
         .unionByName(markers)
         .select(
             "TenantId",
@@ -104,6 +108,14 @@ def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Ite
             "FirstSeen",
             "LastSeen",
         )
+    )
+
+
+def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
+    """The partials rows of `days` from exploded rows: `daily_counts` then `with_markers`."""
+    days = list(days)
+    return domains_df.transform(daily_counts, "messages=1" in variant_key).transform(
+        with_markers, variant_key, mode, days
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
-from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -142,13 +142,12 @@ def requirements(config: Config) -> schema.Requirements:
 
 def read_source(spark: SparkSession, config: Config, locations: Locations) -> tuple[DataFrame, int | None]:
     """Read the source's needed columns after checking the contract; also its Delta version."""
-    source_df = io.read_table(spark, locations.source)
+    # Pin the version we report, so the run log's version is exactly what was read; a missing
+    # table is named by read_table.
+    version = io.table_version(spark, locations.source) if io.table_exists(spark, locations.source) else None
+    source_df = io.read_table(spark, locations.source, version=version)
     req = requirements(config)
     schema.check_contract(source_df.schema, str(locations.source), req)
-    version = io.table_version(spark, locations.source)
-    if version is not None:
-        # Pin the version we report, so the run log's version is exactly what was read.
-        source_df = io.read_table(spark, locations.source, version=version)
     return source_df.select(*schema.needed_columns(source_df.schema, req)), version
 
 
@@ -178,13 +177,20 @@ def filter_canonical_window(canonical_df: DataFrame, start: datetime | None, end
     return canonical_df.filter(_window_condition(ts, start, end) | ts.isNull())
 
 
-def explode_events(good_df: DataFrame, config: Config) -> DataFrame:
-    """Exploded (message, domain) rows of quarantine-free canonical events, before exclusions."""
+def explode_events(canonical_df: DataFrame, config: Config) -> DataFrame:
+    """Exploded (message, domain) rows of the counted canonical events, before exclusions, plus
+    one accounting row (null `Domain`) for every other row read, quarantined ones included.
+
+    Needs the columns of `schema.hunt_columns`; gives those `hunt.explode_hunt_domains` gives,
+    with `FirstOfRow` and `QuarantineReason`, for `ACCOUNTING`.
+    """
     h = config.hunt
-    events_df = good_df.transform(hunt.filter_latest_edits) if h.effective_dedupe_edits else good_df
-    return events_df.transform(hunt.filter_hunt_rows).transform(
-        hunt.explode_hunt_domains, h.mode, h.effective_normalize_domains
-    )
+    counted = F.col("QuarantineReason").isNull() & hunt.is_hunt_row()
+    if h.effective_dedupe_edits:
+        # Older versions of an edited message are read, not counted: flagged rather than dropped.
+        canonical_df = canonical_df.transform(hunt.with_latest_edit_flag, "_IsLatestEdit")
+        counted = counted & F.col("_IsLatestEdit")
+    return canonical_df.transform(hunt.explode_hunt_domains, h.mode, h.effective_normalize_domains, counted)
 
 
 def filter_exclusions(domains_df: DataFrame, config: Config) -> DataFrame:
@@ -192,11 +198,6 @@ def filter_exclusions(domains_df: DataFrame, config: Config) -> DataFrame:
     return domains_df.transform(
         hunt.filter_excluded_domains, config.hunt.exclude_domains, config.hunt.effective_normalize_domains
     ).transform(filter_tenant_exclusions, config)
-
-
-def hunt_from_canonical(good_df: DataFrame, config: Config) -> DataFrame:
-    """Exploded (message, domain) rows with every switch of the config applied, exclusions included."""
-    return good_df.transform(explode_events, config).transform(filter_exclusions, config)
 
 
 def filter_tenant_exclusions(domains_df: DataFrame, config: Config) -> DataFrame:
@@ -247,20 +248,10 @@ def new_report(config: Config, command: str, locations: Locations) -> RunReport:
     )
 
 
-def quality_metrics(observed_rows: int, reasons: dict[str, int]) -> tuple[int, dict[str, int]]:
-    """Total quarantined rows and the non-zero counts per reason."""
-    nonzero = {k: v for k, v in reasons.items() if v}
-    return sum(nonzero.values()), nonzero
-
-
-def observe_quality(canonical_df: DataFrame, observation: Observation) -> DataFrame:
-    """Attach row accounting to the plan; it is filled by the action that computes the result."""
-    reason = F.col("QuarantineReason")
-    return canonical_df.observe(
-        observation,
-        F.count(F.lit(1)).alias("rows_read"),
-        *[F.count_if(reason == F.lit(code)).alias(code) for code in schema.REASONS],
-    )
+def count_reasons(bad_df: DataFrame) -> dict[str, int]:
+    """Quarantined rows per reason code (bounded: one row per code)."""
+    rows = bad_df.groupBy("QuarantineReason").count().collect()
+    return {r["QuarantineReason"]: int(r["count"]) for r in rows}
 
 
 def enforce_bad_fraction(report: RunReport, max_bad_fraction: float) -> None:
@@ -354,42 +345,87 @@ def _log_quietly(spark: SparkSession, report: RunReport) -> None:
 
 @dataclass
 class _Prepared:
-    """A run's canonical events and the observations that account for them."""
+    """A run's canonical events and its exploded rows with their accounting rows."""
 
     canonical_df: DataFrame
     domains_df: DataFrame
-    quality: Observation
-    exploded: Observation
+    _bad_df: DataFrame | None = None
+
+    @property
+    def bad_df(self) -> DataFrame:
+        """The quarantined rows, cached: they are counted per reason, then written."""
+        if self._bad_df is None:
+            self._bad_df = schema.filter_bad_rows(self.canonical_df).cache()
+        return self._bad_df
+
+    def release(self) -> None:
+        if self._bad_df is not None:
+            self._bad_df.unpersist()
 
 
 def _prepare(source_df: DataFrame, config: Config, window_filter: Callable[[DataFrame], DataFrame]) -> _Prepared:
-    """Canonicalise, account for and explode the source rows that `window_filter` keeps."""
-    canonical_df = window_filter(source_df.transform(schema.to_canonical, requirements(config)))
-    quality = Observation(f"quality-{uuid.uuid4().hex[:8]}")
-    exploded = Observation(f"exploded-{uuid.uuid4().hex[:8]}")
-    domains_df = (
-        canonical_df.transform(observe_quality, quality)
-        .transform(schema.filter_quarantined)
-        .transform(explode_events, config)
-        .observe(exploded, F.count(F.lit(1)).alias("recipient_rows"))
-    )
-    return _Prepared(canonical_df, domains_df, quality, exploded)
+    """Canonicalise and explode the source rows that `window_filter` keeps."""
+    req = requirements(config)
+    canonical_df = window_filter(source_df.transform(schema.to_canonical, req))
+    domains_df = canonical_df.select(*schema.hunt_columns(req)).transform(explode_events, config)
+    return _Prepared(canonical_df, domains_df)
 
 
-def _account(report: RunReport, prepared: _Prepared, config: Config) -> int:
+RECIPIENT_ROWS, ROWS_READ, ROWS_QUARANTINED = "RecipientRows", "RowsRead", "RowsQuarantined"
+ACCOUNTING = (RECIPIENT_ROWS, ROWS_READ, ROWS_QUARANTINED)
+
+
+def accounting_columns() -> list[Column]:
+    """Aggregates that ride along with the domain counts: every source row of the window reaches
+    that aggregation once (see `explode_events`), so no second pass and no `observe` is needed."""
+    first = F.col(hunt.FIRST_OF_ROW)
+    return [
+        F.count_if(F.col("Domain").isNotNull()).alias(RECIPIENT_ROWS),
+        F.count_if(first).alias(ROWS_READ),
+        F.count_if(first & F.col("QuarantineReason").isNotNull()).alias(ROWS_QUARANTINED),
+    ]
+
+
+def accounting_totals(counts_df: DataFrame) -> dict[str, int]:
+    """The accounting columns summed over aggregated rows (bounded: one row back)."""
+    row = counts_df.agg(*[F.sum(name).alias(name) for name in ACCOUNTING]).collect()[0]
+    return {name: int(row[name] or 0) for name in ACCOUNTING}
+
+
+def _account(report: RunReport, prepared: _Prepared, config: Config, totals: dict[str, int]) -> int:
     """Add a finished action's row accounting to the report, apply the bad-row ceiling, and
     return how many of these rows were quarantined."""
-    metrics = prepared.quality.get
-    rows_read = int(metrics.get("rows_read", 0))
-    quarantined, reasons = quality_metrics(rows_read, {code: int(metrics.get(code, 0)) for code in schema.REASONS})
+    rows_read, quarantined = totals[ROWS_READ], totals[ROWS_QUARANTINED]
+    reasons = count_reasons(prepared.bad_df) if quarantined else {}
     batch = dataclasses.replace(report, rows_read=rows_read, rows_quarantined=quarantined, quarantine_by_reason=reasons)
     enforce_bad_fraction(batch, config.quality.max_bad_fraction)
     report.rows_read += rows_read
     report.rows_quarantined += quarantined
     for code, count in reasons.items():
         report.quarantine_by_reason[code] = report.quarantine_by_reason.get(code, 0) + count
-    report.recipient_rows += int(prepared.exploded.get.get("recipient_rows", 0))
+    report.recipient_rows += totals[RECIPIENT_ROWS]
     return quarantined
+
+
+def count_domains(domains_df: DataFrame, config: Config) -> DataFrame:
+    """Both sides' counts per (TenantId, Domain), before exclusions, with the `ACCOUNTING` columns.
+
+    Exclusions depend only on the group keys, so they are applied to these few rows afterwards
+    rather than to every exploded row. The accounting rows form one group per tenant with a null
+    Domain and no counts, which the inner join drops.
+    """
+    return domains_df.transform(
+        hunt.aggregate_sides, ["TenantId", "Domain"], config.hunt.effective_count_messages, extra=accounting_columns()
+    )
+
+
+def results_from_counts(counts_df: DataFrame, config: Config, report: RunReport) -> DataFrame:
+    """From `count_domains` rows to the results table's rows for this run's window."""
+    return (
+        counts_df.transform(filter_exclusions, config)
+        .transform(hunt.finalize_results, config.hunt.include_ratio)
+        .transform(with_run_columns, report)
+    )
 
 
 def _write_results(results_df: DataFrame, report: RunReport, config: Config, predicate: str) -> None:
@@ -413,27 +449,25 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
         config,
         lambda df: filter_canonical_window(df, h.start, h.end),
     )
-    results_df = (
-        prepared.domains_df.transform(filter_exclusions, config)
-        .transform(hunt.aggregate_sides, ["TenantId", "Domain"], h.effective_count_messages)
-        .transform(hunt.finalize_results, h.include_ratio)
-        .transform(with_run_columns, report)
-    )
-    # The result is one row per (tenant, domain), so caching it is cheap; materialising it first
-    # fills the row accounting, and the bad-fraction check can then refuse before any write.
-    results_df = results_df.cache()
-    report.result_rows = results_df.count()
-    _account(report, prepared, config)
-    _write_results(results_df, report, config, io.equality_predicate(window_key(report)))
-    if report.rows_quarantined:
-        write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
+    # One row per (tenant, domain), so caching it is cheap; materialising it fills the row
+    # accounting, and the bad-fraction check can then refuse before any write.
+    # The cache is dropped whatever happens: a failed run's cached plan would otherwise be reused
+    # by the next identical run, with the failed run's settings (e.g. not skipping corrupt files).
+    counts_df = count_domains(prepared.domains_df, config).cache()
+    try:
+        _account(report, prepared, config, accounting_totals(counts_df))
+        results_df = results_from_counts(counts_df, config, report)
+        report.result_rows = results_df.count()
+        _write_results(results_df, report, config, io.equality_predicate(window_key(report)))
+        if report.rows_quarantined:
+            write_quarantine(prepared.bad_df, report)
+    finally:
+        prepared.release()
+        counts_df.unpersist()
     good_df = prepared.canonical_df.transform(schema.filter_quarantined)
-    # The analyst outputs join the results with themselves; over Spark Connect (pyspark 4.0) that
-    # fails for a DataFrame carrying observe() metrics (SPARK-56322), so they get the committed
-    # window read back, which carries none.
+    # The analyst outputs read the committed window back rather than reuse the plan above.
     written_df = io.read_window_rows(spark, report.locations.output, window_key(report))
     report.analyst_outputs = analyst.write_outputs(spark, config, report, good_df, written_df)
-    results_df.unpersist()
 
 
 # ---------------------------------------------------------------- daily partials, backfill, incremental
@@ -487,26 +521,32 @@ def compute_days(
         # Rows whose time cannot be read belong to no day; `run` over a window quarantines them.
         lambda df: df.filter(partials.days_filter(F.col("Timestamp"), days)),
     )
-    daily_df = (
-        prepared.domains_df.transform(partials.daily_partials, report.variant, report.mode, days)
-        .withColumns(
-            {
-                "Source": F.lit(str(report.locations.source)),
-                "SourceVersion": F.lit(report.source_version).cast("long"),
-                "RunId": F.lit(report.run_id),
-                "ComputedAt": F.lit(report.started_at).cast("timestamp"),
-            }
+    # Aggregated rows only, cached so that the accounting is known before anything is written;
+    # dropped whatever happens (see `_run`).
+    counts_df = prepared.domains_df.transform(
+        partials.daily_counts, config.hunt.effective_count_messages, accounting_columns()
+    ).cache()
+    try:
+        quarantined = _account(report, prepared, config, accounting_totals(counts_df))
+        daily_df = (
+            counts_df.filter(F.col("Domain").isNotNull())
+            .transform(partials.with_markers, report.variant, report.mode, days)
+            .withColumns(
+                {
+                    "Source": F.lit(str(report.locations.source)),
+                    "SourceVersion": F.lit(report.source_version).cast("long"),
+                    "RunId": F.lit(report.run_id),
+                    "ComputedAt": F.lit(report.started_at).cast("timestamp"),
+                }
+            )
         )
-        .cache()
-    )
-    # Aggregated rows only: materialise to fill the accounting before anything is written.
-    daily_df.count()
-    quarantined = _account(report, prepared, config)
-    predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
-    io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
-    daily_df.unpersist()
-    if quarantined:
-        write_quarantine(schema.filter_bad_rows(prepared.canonical_df), report)
+        predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
+        io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
+        if quarantined:
+            write_quarantine(prepared.bad_df, report)
+    finally:
+        prepared.release()
+        counts_df.unpersist()
     report.days_computed.extend(days)
 
 
@@ -530,20 +570,22 @@ def write_window_reports(
     for frame in frames[1:]:
         results_df = results_df.unionByName(frame)
     results_df = results_df.cache()
-    report.result_rows = results_df.count()
-    predicate = " OR ".join(
-        f"({io.equality_predicate({'WindowStart': partials.day_start(s), 'WindowEnd': partials.day_start(e), 'Mode': report.mode})})"
-        for s, e in windows
-    )
-    last_start, last_end = windows[-1]
-    report.window_start, report.window_end = partials.day_start(last_start), partials.day_start(last_end)
-    last_only = results_df.filter(F.col("WindowEnd") == F.lit(report.window_end))
-    io.replace_where(results_df, report.locations.output, predicate)
-    top = config.hunt.top
-    report.top_rows = last_only.transform(hunt.sort_results).limit(top).collect() if top else []
-    # Alerts for the last window (the spike rule has its partials here); evidence needs raw events.
-    report.analyst_outputs = analyst.write_outputs(spark, config, report, None, last_only)
-    results_df.unpersist()
+    try:
+        report.result_rows = results_df.count()
+        predicate = " OR ".join(
+            f"({io.equality_predicate({'WindowStart': partials.day_start(s), 'WindowEnd': partials.day_start(e), 'Mode': report.mode})})"
+            for s, e in windows
+        )
+        last_start, last_end = windows[-1]
+        report.window_start, report.window_end = partials.day_start(last_start), partials.day_start(last_end)
+        last_only = results_df.filter(F.col("WindowEnd") == F.lit(report.window_end))
+        io.replace_where(results_df, report.locations.output, predicate)
+        top = config.hunt.top
+        report.top_rows = last_only.transform(hunt.sort_results).limit(top).collect() if top else []
+        # Alerts for the last window (the spike rule has its partials here); evidence needs raw events.
+        report.analyst_outputs = analyst.write_outputs(spark, config, report, None, last_only)
+    finally:
+        results_df.unpersist()
 
 
 def _batches(days: list[date], size: int) -> list[list[date]]:

@@ -5,10 +5,13 @@ in seconds. `to_canonical` then rewrites every accepted shape into the one shape
 tagging each row it cannot trust with a reason code instead of dropping or crashing on it.
 
 Canonical columns (see `CANONICAL_SCHEMA`): TenantId, Timestamp, TeamsMessageId, ReportId,
-SenderEmailAddress, RecipientDetails (array<struct<RecipientSmtpAddress>>), IsExternalThread,
+SenderEmailAddress, RecipientAddresses (array<string>), IsExternalThread,
 IsOwnedThread (booleans), ThreatTypes (string), EditTime (orders the versions of an edited
 message), QuarantineReason (null for a good row) and SourceRecord (the original row as JSON, only
-on quarantined rows).
+on quarantined rows). Recipients become `RecipientAddresses`, the array of their
+RecipientSmtpAddress values: the hunt reads nothing else of a recipient, and an array of strings
+is what Parquet's nested pruning reads directly (rebuilding an array of structs per row cost more
+than the whole scan, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pyspark.sql import types as T
 
 from partner_hunt.config import DEFAULT_TENANT_ID
 
-RECIPIENT_TYPE = T.ArrayType(T.StructType([T.StructField("RecipientSmtpAddress", T.StringType())]))
+# null = a null RecipientDetails (mv-expand: one row), [] = an empty one (mv-expand: no row).
+ADDRESSES_TYPE = T.ArrayType(T.StringType())
 
 CANONICAL_SCHEMA = T.StructType(
     [
@@ -29,7 +33,7 @@ CANONICAL_SCHEMA = T.StructType(
         T.StructField("TeamsMessageId", T.StringType()),
         T.StructField("ReportId", T.StringType()),
         T.StructField("SenderEmailAddress", T.StringType()),
-        T.StructField("RecipientDetails", RECIPIENT_TYPE),
+        T.StructField("RecipientAddresses", ADDRESSES_TYPE),
         T.StructField("IsExternalThread", T.BooleanType()),
         T.StructField("IsOwnedThread", T.BooleanType()),
         T.StructField("ThreatTypes", T.StringType()),
@@ -176,6 +180,22 @@ def needed_columns(schema: T.StructType, req: Requirements) -> list[Column]:
     ]
 
 
+def hunt_columns(req: Requirements) -> list[str]:
+    """The canonical columns the hunt's own pass reads, with `QuarantineReason` for its accounting.
+
+    Selecting these before anything that blocks column pruning (an `observe`, a cache) keeps the
+    scan to what the counts need: the other canonical columns, and the to_json of `SourceRecord`,
+    are only computed where they are used (evidence, quarantine).
+    """
+    cols = ["TenantId", "Timestamp", "RecipientAddresses", "IsExternalThread", "IsOwnedThread", "ThreatTypes"]
+    if req.sender:
+        cols.append("SenderEmailAddress")
+    if req.message_id:
+        # Counting messages needs the id; de-duplicating edits also orders versions by these.
+        cols += ["TeamsMessageId", "EditTime", "ReportId"]
+    return [*cols, "QuarantineReason"]
+
+
 def _quoted(name: str) -> str:
     """A column name as an identifier, so that dots and spaces in source names are literal."""
     return "`" + name.replace("`", "``") + "`"
@@ -240,47 +260,32 @@ def _struct_field(element: T.StructType, name: str) -> str | None:
 
 
 def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
-    """(array<struct<RecipientSmtpAddress>>, is-bad) with mv-expand's null/empty distinction kept."""
+    """(array<string> of RecipientSmtpAddress values, is-bad), keeping mv-expand's null/empty apart."""
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.StructType):
         field_name = _struct_field(dtype.elementType, "RecipientSmtpAddress")
         if field_name is not None:
-            address = lambda r: r[field_name].cast("string")  # noqa: E731
-        else:
-            # KQL property access on a missing key gives null, and so the "" domain.
-            address = lambda r: F.lit(None).cast("string")  # noqa: E731
-        if field_name is not None:
-            # Extracting the field outside the lambda lets Parquet read only this nested column.
-            value = F.transform(col[field_name], lambda a: F.struct(a.cast("string").alias("RecipientSmtpAddress")))
-        else:
-            value = F.transform(col, lambda r: F.struct(address(r).alias("RecipientSmtpAddress")))
-        return value, F.lit(False)
+            # A field of an array of structs: Parquet reads this one nested column and nothing else.
+            return col[field_name].cast(ADDRESSES_TYPE), F.lit(False)
+        # KQL property access on a missing key gives null, and so the "" domain.
+        return F.transform(col, lambda r: F.lit(None).cast("string")), F.lit(False)
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.MapType):
         # Map keys are data, not schema: matched exactly, as KQL's property access is.
-        value = F.transform(
-            col, lambda m: F.struct(m["RecipientSmtpAddress"].cast("string").alias("RecipientSmtpAddress"))
-        )
-        return value, F.lit(False)
+        return F.transform(col, lambda m: m["RecipientSmtpAddress"].cast("string")), F.lit(False)
     # A JSON string: parsed as an array of raw JSON texts so that an element which is not an
     # object gives a null address (KQL's property access) instead of failing the whole array.
     text = F.trim(col)
     elements = F.from_json(text, T.ArrayType(T.StringType()))
-    from_array = F.transform(
-        elements,
-        lambda e: F.struct(F.get_json_object(e, "$.RecipientSmtpAddress").alias("RecipientSmtpAddress")),
-    )
+    from_array = F.transform(elements, lambda e: F.get_json_object(e, "$.RecipientSmtpAddress"))
     # A single object: mv-expand's default kind=bag gives one row per key, and only the
     # RecipientSmtpAddress key carries an address.
     bag = F.from_json(text, T.MapType(T.StringType(), T.StringType()))
     from_bag = F.transform(
-        F.map_entries(bag),
-        lambda e: F.struct(
-            F.when(e["key"] == F.lit("RecipientSmtpAddress"), e["value"]).alias("RecipientSmtpAddress")
-        ),
+        F.map_entries(bag), lambda e: F.when(e["key"] == F.lit("RecipientSmtpAddress"), e["value"])
     )
     # JSON null (or nothing at all) is mv-expand's null: one row, domain "".
     is_null_json = col.isNull() | text.isin("", "null")
     value = (
-        F.when(is_null_json, F.lit(None).cast(RECIPIENT_TYPE))
+        F.when(is_null_json, F.lit(None).cast(ADDRESSES_TYPE))
         .when(F.startswith(text, F.lit("[")), from_array)
         .when(F.startswith(text, F.lit("{")), from_bag)
     )
@@ -289,7 +294,9 @@ def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
 
 def _join_threats(values: Column) -> Column:
     """An array's non-empty elements, comma-joined: [] and [""] are clean, [" "] is a threat."""
-    return F.concat_ws(",", F.filter(values, lambda v: v.isNotNull() & (v != F.lit(""))))
+    # array_remove and concat_ws (which skips nulls) rather than a filter lambda: a higher-order
+    # function has no generated code, and in a whole-stage plan it makes every row be copied.
+    return F.concat_ws(",", F.array_remove(values, F.lit("")))
 
 
 def _threats(col: Column, dtype: T.DataType) -> Column:
@@ -300,8 +307,14 @@ def _threats(col: Column, dtype: T.DataType) -> Column:
     # documented comma-separated string and is kept byte for byte (a lone space is a threat).
     text = F.trim(col)
     looks_json = F.startswith(text, F.lit("[")) & F.endswith(text, F.lit("]"))
-    parsed = F.from_json(text, T.ArrayType(T.StringType()))
-    return F.when(looks_json & parsed.isNotNull(), _join_threats(parsed)).otherwise(col)
+    # Parsed as a variant, not with from_json: from_json has no generated code, and one such
+    # expression takes the whole projection out of whole-stage codegen (about a third of the
+    # run's time at 10M rows, see docs/performance.md).
+    parsed = F.try_variant_get(F.try_parse_json(text), "$", "array<string>")
+    # The cheap byte search first: trimming allocates, and almost no row holds a bracket.
+    return F.when(
+        (F.instr(col, "[") > F.lit(0)) & looks_json & parsed.isNotNull(), _join_threats(parsed)
+    ).otherwise(col)
 
 
 def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> DataFrame:
@@ -360,7 +373,7 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
         message_id.alias("TeamsMessageId"),
         text_or_null("ReportId").alias("ReportId"),
         text_or_null("SenderEmailAddress").alias("SenderEmailAddress"),
-        recipients.alias("RecipientDetails"),
+        recipients.alias("RecipientAddresses"),
         external.alias("IsExternalThread"),
         owned.alias("IsOwnedThread"),
         threats.alias("ThreatTypes"),

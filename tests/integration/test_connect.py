@@ -9,7 +9,6 @@ needs them fails here.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import datetime, timezone

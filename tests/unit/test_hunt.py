@@ -250,3 +250,33 @@ def test_no_ansi_error_on_odd_input(spark, events):
     )
     # "" from "", "a@"; "" from "@" (split gives ["", ""]), and "" from "@@": all the "" group.
     check(hunt.hunt(df), expect(spark, ("", 4, 2, 0.5)))
+
+
+def test_accounting_explode_keeps_one_row_for_every_row_that_yields_no_domain(spark, events):
+    """With `counted`, rows the hunt skips stay as one null-domain row, and FirstOfRow marks each
+    input row exactly once, so one aggregation can count rows read beside the domains."""
+    df = events(
+        out("a@p.com", "b@q.com", msg="o1"),  # counted: two domain rows
+        event(to=None, owned=True, msg="o2"),  # counted, null recipients: one "" row (mv-expand)
+        event(to=[], owned=True, msg="o3"),  # counted, empty: no domain, still read
+        event(to=["c@p.com"], external=False, msg="x1"),  # internal: not counted
+        inbound("d@p.com", threats="", msg="i1"),  # inbound without a threat: not counted
+        out("e@p.com", msg="q1"),  # stands for a quarantined row: excluded by `counted`
+    )
+    counted = hunt.is_hunt_row() & (df["TeamsMessageId"] != "q1")
+    actual = hunt.explode_hunt_domains(df, counted=counted).select(
+        "TeamsMessageId", "IsOutbound", "Domain", hunt.FIRST_OF_ROW
+    )
+    expected = spark.createDataFrame(
+        [
+            ("o1", True, "p.com", True),
+            ("o1", True, "q.com", False),
+            ("o2", True, "", True),
+            ("o3", None, None, True),
+            ("x1", None, None, True),
+            ("i1", None, None, True),
+            ("q1", None, None, True),
+        ],
+        "TeamsMessageId string, IsOutbound boolean, Domain string, FirstOfRow boolean",
+    )
+    check(actual, expected)

@@ -88,6 +88,9 @@ def test_run_plan_scans_the_source_once_and_reads_only_the_address(spark, source
     # Nested schema pruning: of the recipient structs only the address is read.
     assert "RecipientDetails:array<struct<RecipientSmtpAddress:string>>" in read_schema
     assert "RecipientDisplayName" not in read_schema
+    # Ids and senders are for evidence and quarantine, which read them in their own passes.
+    for unused in ("TeamsMessageId", "ReportId", "SenderEmailAddress"):
+        assert unused not in read_schema
 
 
 def test_run_equals_naive_translation_on_edge_cases(spark, source_path, tmp_path):

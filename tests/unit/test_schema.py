@@ -60,22 +60,22 @@ def test_recipients_array_of_struct_keeps_null_and_empty_apart(spark):
     )
     expected = spark.createDataFrame(
         [
-            ("r0", [("a@p.com",), ("b@q.com",)], OK),
+            ("r0", ["a@p.com", "b@q.com"], OK),
             ("r1", None, OK),
             ("r2", [], OK),
-            ("r3", [(None,), (None,)], OK),
+            ("r3", [None, None], OK),
         ],
-        f"ReportId string, RecipientDetails {ADDR}, QuarantineReason string",
+        "ReportId string, RecipientAddresses array<string>, QuarantineReason string",
     )
-    _equal(_canon(source_df, "RecipientDetails", "QuarantineReason"), expected)
+    _equal(_canon(source_df, "RecipientAddresses", "QuarantineReason"), expected)
 
 
 def test_recipients_struct_without_address_field_gives_null_addresses(spark):
     source_df = _with_recipients(spark, "array<struct<RecipientDisplayName:string>>", [[("A",), ("B",)], None])
     expected = spark.createDataFrame(
-        [("r0", [(None,), (None,)]), ("r1", None)], f"ReportId string, RecipientDetails {ADDR}"
+        [("r0", [None, None]), ("r1", None)], "ReportId string, RecipientAddresses array<string>"
     )
-    _equal(_canon(source_df, "RecipientDetails"), expected)
+    _equal(_canon(source_df, "RecipientAddresses"), expected)
 
 
 def test_recipients_array_of_map(spark):
@@ -92,14 +92,14 @@ def test_recipients_array_of_map(spark):
     )
     expected = spark.createDataFrame(
         [
-            ("r0", [("a@p.com",), (None,)], OK),
-            ("r1", [(None,)], OK),
+            ("r0", ["a@p.com", None], OK),
+            ("r1", [None], OK),
             ("r2", None, OK),
             ("r3", [], OK),
         ],
-        f"ReportId string, RecipientDetails {ADDR}, QuarantineReason string",
+        "ReportId string, RecipientAddresses array<string>, QuarantineReason string",
     )
-    _equal(_canon(source_df, "RecipientDetails", "QuarantineReason"), expected)
+    _equal(_canon(source_df, "RecipientAddresses", "QuarantineReason"), expected)
 
 
 def test_recipients_json_string_array_null_and_empty(spark):
@@ -117,17 +117,17 @@ def test_recipients_json_string_array_null_and_empty(spark):
     )
     expected = spark.createDataFrame(
         [
-            ("r0", [("a@p.com",), ("b@q.com",)], OK),
+            ("r0", ["a@p.com", "b@q.com"], OK),
             # Elements that are not objects, or lack the key, give a null address (domain "").
-            ("r1", [("c@p.com",), (None,), (None,), (None,)], OK),
+            ("r1", ["c@p.com", None, None, None], OK),
             ("r2", [], OK),
             ("r3", None, OK),
             ("r4", None, OK),
             ("r5", None, OK),
         ],
-        f"ReportId string, RecipientDetails {ADDR}, QuarantineReason string",
+        "ReportId string, RecipientAddresses array<string>, QuarantineReason string",
     )
-    _equal(_canon(source_df, "RecipientDetails", "QuarantineReason"), expected)
+    _equal(_canon(source_df, "RecipientAddresses", "QuarantineReason"), expected)
 
 
 def test_recipients_json_single_object_has_bag_semantics(spark):
@@ -138,7 +138,7 @@ def test_recipients_json_single_object_has_bag_semantics(spark):
         ['{"RecipientSmtpAddress":"a@p.com","RecipientType":"To","RecipientDisplayName":"A"}', "{}"],
     )
     domains_df = to_canonical(source_df).select(
-        "ReportId", F.explode(recipient_domains(F.col("RecipientDetails"))).alias("Domain")
+        "ReportId", F.explode(recipient_domains(F.col("RecipientAddresses"))).alias("Domain")
     )
     expected = spark.createDataFrame(
         [("r0", "p.com"), ("r0", ""), ("r0", "")], "ReportId string, Domain string"
@@ -154,10 +154,10 @@ def test_recipients_unparseable_json_is_quarantined(spark):
     )
     bad = schema.BAD_RECIPIENTS
     expected = spark.createDataFrame(
-        [("r0", None, bad), ("r1", None, bad), ("r2", None, bad), ("r3", None, bad), ("r4", [("ok@p.com",)], OK)],
-        f"ReportId string, RecipientDetails {ADDR}, QuarantineReason string",
+        [("r0", None, bad), ("r1", None, bad), ("r2", None, bad), ("r3", None, bad), ("r4", ["ok@p.com"], OK)],
+        "ReportId string, RecipientAddresses array<string>, QuarantineReason string",
     )
-    _equal(_canon(source_df, "RecipientDetails", "QuarantineReason"), expected)
+    _equal(_canon(source_df, "RecipientAddresses", "QuarantineReason"), expected)
 
 
 # --- flags ------------------------------------------------------------------------------------
@@ -439,11 +439,11 @@ def test_column_names_match_case_insensitively_and_extras_are_ignored(spark):
     pruned_df = source_df.select(*schema.needed_columns(source_df.schema, Requirements()))
     assert pruned_df.columns == ["Timestamp", "RecipientDetails", "IsExternalThread", "IsOwnedThread", "ThreatTypes", "ReportId"]
     expected = spark.createDataFrame(
-        [("r0", T0, [("a@p.com",)], True, True, OK)],
-        f"ReportId string, Timestamp timestamp, RecipientDetails {ADDR}, IsExternalThread boolean, "
+        [("r0", T0, ["a@p.com"], True, True, OK)],
+        "ReportId string, Timestamp timestamp, RecipientAddresses array<string>, IsExternalThread boolean, "
         "IsOwnedThread boolean, QuarantineReason string",
     )
-    actual = _canon(source_df, "Timestamp", "RecipientDetails", "IsExternalThread", "IsOwnedThread", "QuarantineReason")
+    actual = _canon(source_df, "Timestamp", "RecipientAddresses", "IsExternalThread", "IsOwnedThread", "QuarantineReason")
     _equal(actual, expected)
 
 

@@ -132,12 +132,12 @@ def _expected_reason(record, shapes):
 
 
 def _tidy_recipients(value):
-    """The documented array<struct> for the same recipients (a bag is address + one keyless row)."""
+    """The canonical addresses of the same recipients (a bag is address + one keyless row)."""
     if value is None or value is JUNK:
         return None
     if isinstance(value, tuple):
-        return [(value[1],), (None,)]
-    return [(a,) for a in value]
+        return [value[1], None]
+    return list(value)
 
 
 def _as_map_shape(value):
@@ -161,7 +161,7 @@ MESSY_DDL = {
 }
 TIDY_DDL = (
     "TenantId string, Timestamp timestamp, TeamsMessageId string, ReportId string, SenderEmailAddress string, "
-    "RecipientDetails array<struct<RecipientSmtpAddress:string>>, IsExternalThread boolean, "
+    "RecipientAddresses array<string>, IsExternalThread boolean, "
     "IsOwnedThread boolean, ThreatTypes string, EditTime timestamp"
 )
 
