@@ -61,6 +61,8 @@ SPARK_CONF = {
     "spark.sql.adaptive.enabled": "true",
     # The bounded-memory check: every Spark figure here is measured with a 1 GiB driver.
     "spark.driver.memory": "1g",
+    # As in conf/local.yml: Delta state rebuilds on one machine need no 50-partition shuffle.
+    "spark.databricks.delta.snapshotPartitions": "4",
 }
 VARIANTS = ("run", "naive", "duckdb", "scan")
 

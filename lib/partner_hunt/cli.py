@@ -232,7 +232,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     events_df = demo.generate_events(
         spark, config.demo.rows, days=config.demo.days, seed=config.demo.seed, tenants=config.demo.tenants
     )
-    io.overwrite(events_df, io.TableRef.parse(config.source))
+    io.overwrite(demo.in_arrival_order(events_df, config.demo.days), io.TableRef.parse(config.source))
     result = pipeline.run(spark, config, command="demo")
     report.print_run(result, config)
     return 0

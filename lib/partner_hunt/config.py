@@ -31,6 +31,9 @@ LOCAL_SPARK_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "2g",
+    # Delta rebuilds a table's state with this many shuffle partitions (default 50): on one
+    # machine that is 50 tiny tasks per snapshot, and the incremental path reads several tables.
+    "spark.databricks.delta.snapshotPartitions": "4",
 }
 
 

@@ -262,7 +262,9 @@ def changed_days(
         names = []
         for kind in ("add", "remove"):
             if kind in actions.columns:
-                names.append(actions.select(F.col(f"{kind}.path").alias("path")))
+                # Files rewritten without changing data (OPTIMIZE, compaction) change no day.
+                changed = F.coalesce(F.col(f"{kind}.dataChange"), F.lit(True))
+                names.append(actions.filter(changed).select(F.col(f"{kind}.path").alias("path")))
         if not names:
             return set()
         paths_df = names[0] if len(names) == 1 else names[0].unionByName(names[1])

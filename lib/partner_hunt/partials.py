@@ -141,15 +141,6 @@ def rollup(partials_df: DataFrame, variant_key: str, start: date, end: date) -> 
     )
 
 
-def done_days(partials_df: DataFrame, variant_key: str) -> DataFrame:
-    """The days that have a marker row for this variant (one column, `Day`)."""
-    return (
-        partials_df.filter((F.col("Variant") == F.lit(variant_key)) & F.col("Domain").isNull())
-        .select("Day")
-        .distinct()
-    )
-
-
 def empty_partials(spark: SparkSession) -> DataFrame:
     """An empty partials frame, for the first run against a table that does not exist yet."""
     return spark.createDataFrame(

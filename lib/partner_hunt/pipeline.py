@@ -473,38 +473,47 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
 # ---------------------------------------------------------------- daily partials, backfill, incremental
 
 
-def check_partials_source(spark: SparkSession, locations: Locations) -> None:
-    """Refuse to mix partials computed from another source into this partials table."""
+@dataclass(frozen=True)
+class Markers:
+    """The partials table's marker rows (one per computed day and variant): what is done, from
+    which source, at which source version. Read once per run; bounded by days x variants."""
+
+    rows: tuple[Row, ...] = ()
+
+    def check_source(self, locations: "Locations") -> None:
+        """Refuse to mix partials computed from another source into this partials table."""
+        others = sorted({r["Source"] for r in self.rows if r["Source"] != str(locations.source)})
+        if others:
+            raise PartialsMismatchError(
+                f"partials table '{locations.partials}' was computed from source '{others[0]}', not "
+                f"'{locations.source}'; give this hunt its own output (or state.partials) location"
+            )
+
+    def done_days(self, variant_key: str) -> set[date]:
+        """Days whose partials are committed for this variant."""
+        return {r["Day"] for r in self.rows if r["Variant"] == variant_key}
+
+    def oldest_version(self, variant_key: str) -> int | None:
+        """The oldest source version any committed day of this variant was computed from."""
+        versions = [r["SourceVersion"] for r in self.rows if r["Variant"] == variant_key and r["SourceVersion"] is not None]
+        return min(versions) if versions else None
+
+
+def read_markers(spark: SparkSession, locations: Locations) -> Markers:
+    """The partials table's marker rows, or none when the table does not exist yet."""
     if not io.table_exists(spark, locations.partials):
-        return
-    # Marker rows are one per computed day, so this reads a handful of rows, not fact data.
-    sources = [
-        r["Source"]
-        for r in io.read_table(spark, locations.partials)
+        return Markers()
+    rows = (
+        io.read_table(spark, locations.partials)
         .filter(F.col("Domain").isNull())
-        .select("Source")
-        .distinct()
-        .limit(5)
+        .select("Day", "Variant", "Source", "SourceVersion")
         .collect()
-    ]
-    others = [s for s in sources if s != str(locations.source)]
-    if others:
-        raise PartialsMismatchError(
-            f"partials table '{locations.partials}' was computed from source '{others[0]}', not "
-            f"'{locations.source}'; give this hunt its own output (or state.partials) location"
-        )
+    )
+    return Markers(tuple(rows))
 
 
 class PartialsMismatchError(RuntimeError):
     """The partials table belongs to another source."""
-
-
-def read_done_days(spark: SparkSession, locations: Locations, variant_key: str) -> set[date]:
-    """Days whose partials are committed for this variant (bounded: one value per day)."""
-    if not io.table_exists(spark, locations.partials):
-        return set()
-    done_df = partials.done_days(io.read_table(spark, locations.partials), variant_key)
-    return {r["Day"] for r in done_df.collect()}
 
 
 def compute_days(
@@ -613,11 +622,12 @@ def backfill(
 
     def body(report: RunReport) -> None:
         report.window_start, report.window_end = partials.day_start(start), partials.day_start(end)
-        check_partials_source(spark, report.locations)
+        markers = read_markers(spark, report.locations)
+        markers.check_source(report.locations)
         source_df, report.source_version = read_source(spark, config, report.locations)
         first = start - timedelta(days=(trailing_days - 1)) if trailing_days else start
         wanted = partials.days_between(first, end)
-        done = set() if force else read_done_days(spark, report.locations, report.variant)
+        done = set() if force else markers.done_days(report.variant)
         todo = [d for d in wanted if d not in done]
         finished = len(wanted) - len(todo)
         for batch in _batches(todo, max(1, batch_days)):
@@ -634,7 +644,7 @@ def backfill(
     return _tracked(spark, config, "backfill", body)
 
 
-def incremental_watermark(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
+def incremental_watermark(spark: SparkSession, locations: Locations, variant_key: str, markers: Markers) -> int | None:
     """The source version up to which every committed day of this variant is known to be current.
 
     An incremental run checks all committed days against every commit since the previous
@@ -655,16 +665,7 @@ def incremental_watermark(spark: SparkSession, locations: Locations, variant_key
         )
         if rows and rows[0]["v"] is not None:
             return int(rows[0]["v"])
-    if io.table_exists(spark, locations.partials):
-        rows = (
-            io.read_table(spark, locations.partials)
-            .filter((F.col("Variant") == F.lit(variant_key)) & F.col("Domain").isNull())
-            .agg(F.min("SourceVersion").alias("v"))
-            .collect()
-        )
-        if rows and rows[0]["v"] is not None:
-            return int(rows[0]["v"])
-    return None
+    return markers.oldest_version(variant_key)
 
 
 def run_incremental(
@@ -686,11 +687,12 @@ def run_incremental(
 
     def body(report: RunReport) -> None:
         report.window_start, report.window_end = partials.day_start(start), partials.day_start(end)
-        check_partials_source(spark, report.locations)
+        markers = read_markers(spark, report.locations)
+        markers.check_source(report.locations)
         source_df, report.source_version = read_source(spark, config, report.locations)
         window_days = partials.days_between(start, end)
-        done = read_done_days(spark, report.locations, report.variant)
-        previous = incremental_watermark(spark, report.locations, report.variant)
+        done = markers.done_days(report.variant)
+        previous = incremental_watermark(spark, report.locations, report.variant, markers)
         changed = None
         if previous is not None and report.source_version is not None:
             changed = io.changed_days(spark, report.locations.source, previous, report.source_version, _source_days)
