@@ -58,11 +58,26 @@ def as_day(value: datetime | date) -> date:
     return value
 
 
+def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """`days` as few half-open `[first, end)` runs of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + timedelta(days=1))
+        else:
+            ranges.append((day, day + timedelta(days=1)))
+    return ranges
+
+
 def days_filter(col: Column, days: Iterable[date]) -> Column:
-    """`col` falls on one of `days`, written as timestamp ranges so that Delta can skip files."""
+    """`col` falls on one of `days`, written as timestamp ranges so that Delta can skip files.
+
+    Consecutive days make one range: a 90-day batch is one comparison pair, not 90 (whose
+    generated code outgrows Java's method limit and falls back to interpretation).
+    """
     cond = F.lit(False)
-    for day in sorted(days):
-        cond = cond | ((col >= F.lit(day_start(day))) & (col < F.lit(day_start(day + timedelta(days=1)))))
+    for first, end in day_ranges(days):
+        cond = cond | ((col >= F.lit(day_start(first))) & (col < F.lit(day_start(end))))
     return cond
 
 

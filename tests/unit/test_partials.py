@@ -123,3 +123,14 @@ def test_as_day_refuses_a_window_that_is_not_day_aligned():
     assert partials.as_day(datetime(2026, 3, 1, tzinfo=timezone.utc)) == BASE
     with pytest.raises(ValueError, match="not midnight UTC"):
         partials.as_day(datetime(2026, 3, 1, 5, tzinfo=timezone.utc))
+
+
+def test_day_ranges_merge_consecutive_days_only():
+    d = date(2026, 3, 1)
+    days = [d + timedelta(days=i) for i in (0, 1, 2, 5, 7, 8)] + [d]
+    assert partials.day_ranges(days) == [
+        (d, d + timedelta(days=3)),
+        (d + timedelta(days=5), d + timedelta(days=6)),
+        (d + timedelta(days=7), d + timedelta(days=9)),
+    ]
+    assert partials.day_ranges([]) == []
