@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90, help="days the generated lakes span")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="bench-out/results.json")
-    parser.add_argument("--process-repeats", type=int, default=2, help="whole-process runs of each job (0 to skip)")
+    parser.add_argument("--process-repeats", type=int, default=1, help="whole-process runs of each job (0 to skip; 1 keeps the default run under 10 minutes)")
     parser.add_argument("--no-incremental", action="store_true", help="skip the incremental section")
     args = parser.parse_args(argv)
 
