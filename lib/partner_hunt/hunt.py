@@ -235,22 +235,24 @@ def sort_results(results_df: DataFrame) -> DataFrame:
     )
 
 
-def _latest_first():
-    return Window.partitionBy("TenantId", "TeamsMessageId", utc_day(F.col("Timestamp"))).orderBy(
+def _latest_first(among: Column | None = None):
+    keys = [F.col("TenantId"), F.col("TeamsMessageId"), utc_day(F.col("Timestamp"))]
+    return Window.partitionBy(*keys, *([among] if among is not None else [])).orderBy(
         F.col("EditTime").desc_nulls_last(),
         F.col("Timestamp").desc_nulls_last(),
         F.col("ReportId").desc_nulls_last(),
     )
 
 
-def with_latest_edit_flag(events_df: DataFrame, name: str = "IsLatestEdit") -> DataFrame:
+def with_latest_edit_flag(events_df: DataFrame, name: str = "IsLatestEdit", among: Column | None = None) -> DataFrame:
     """Flag the latest version of each message per UTC day: edits re-emit the message.
 
     Needs `TenantId`, `TeamsMessageId`, `EditTime`, `Timestamp`, `ReportId`. Per day, so that the
     result stays additive over daily partials. The ordering is total (ReportId last) so that the
-    kept version never depends on partitioning.
+    kept version never depends on partitioning. With `among`, versions are ranked separately per
+    value of that column (e.g. good rows apart from quarantined ones).
     """
-    return events_df.withColumn(name, F.row_number().over(_latest_first()) == F.lit(1))
+    return events_df.withColumn(name, F.row_number().over(_latest_first(among)) == F.lit(1))
 
 
 def filter_latest_edits(events_df: DataFrame) -> DataFrame:

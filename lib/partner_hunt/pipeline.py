@@ -188,7 +188,9 @@ def explode_events(canonical_df: DataFrame, config: Config) -> DataFrame:
     counted = F.col("QuarantineReason").isNull() & hunt.is_hunt_row()
     if h.effective_dedupe_edits:
         # Older versions of an edited message are read, not counted: flagged rather than dropped.
-        canonical_df = canonical_df.transform(hunt.with_latest_edit_flag, "_IsLatestEdit")
+        # Ranked among good rows only, so a malformed later version never hides a good one.
+        good = F.col("QuarantineReason").isNull()
+        canonical_df = canonical_df.transform(hunt.with_latest_edit_flag, "_IsLatestEdit", good)
         counted = counted & F.col("_IsLatestEdit")
     return canonical_df.transform(hunt.explode_hunt_domains, h.mode, h.effective_normalize_domains, counted)
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from partner_hunt import hunt
 from tests.conftest import T0, event
@@ -280,3 +281,16 @@ def test_accounting_explode_keeps_one_row_for_every_row_that_yields_no_domain(sp
         "TeamsMessageId string, IsOutbound boolean, Domain string, FirstOfRow boolean",
     )
     check(actual, expected)
+
+
+def test_latest_edit_is_ranked_among_its_own_kind(spark, events):
+    """A later version that is quarantined must not hide the good version before it."""
+    later = T0 + timedelta(minutes=5)
+    df = events(
+        out("a@p.com", msg="o1", report="r1"),
+        out("a@p.com", msg="o1", report="r2", edit=later),
+    ).withColumn("Good", F.col("ReportId") == "r1")
+    flagged = df.transform(hunt.with_latest_edit_flag, "Latest", F.col("Good")).select("ReportId", "Latest")
+    check(flagged, spark.createDataFrame([("r1", True), ("r2", True)], "ReportId string, Latest boolean"))
+    unranked = df.transform(hunt.with_latest_edit_flag, "Latest").select("ReportId", "Latest")
+    check(unranked, spark.createDataFrame([("r1", False), ("r2", True)], "ReportId string, Latest boolean"))
