@@ -185,11 +185,11 @@ def explode_events(canonical_df: DataFrame, config: Config) -> DataFrame:
     with `FirstOfRow` and `QuarantineReason`, for `ACCOUNTING`.
     """
     h = config.hunt
-    counted = F.col("QuarantineReason").isNull() & hunt.is_hunt_row()
+    good = F.col("QuarantineReason").isNull()
+    counted = good & hunt.is_hunt_row()
     if h.effective_dedupe_edits:
         # Older versions of an edited message are read, not counted: flagged rather than dropped.
         # Ranked among good rows only, so a malformed later version never hides a good one.
-        good = F.col("QuarantineReason").isNull()
         canonical_df = canonical_df.transform(hunt.with_latest_edit_flag, "_IsLatestEdit", good)
         counted = counted & F.col("_IsLatestEdit")
     return canonical_df.transform(hunt.explode_hunt_domains, h.mode, h.effective_normalize_domains, counted)
