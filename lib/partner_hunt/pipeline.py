@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
@@ -646,28 +647,32 @@ def backfill(
     return _tracked(spark, config, "backfill", body)
 
 
-def incremental_watermark(spark: SparkSession, locations: Locations, variant_key: str, markers: Markers) -> int | None:
+def last_incremental_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
+    """The source version the last succeeded incremental run of this variant checked up to."""
+    if not io.table_exists(spark, locations.run_log):
+        return None
+    rows = (
+        io.read_table(spark, locations.run_log)
+        .filter(
+            (F.col("Status") == "succeeded")
+            & (F.col("Source") == F.lit(str(locations.source)))
+            & (F.col("Variant") == F.lit(variant_key))
+            & (F.col("Command") == "run --incremental")
+        )
+        .agg(F.max("SourceVersion").alias("v"))
+        .collect()
+    )
+    return int(rows[0]["v"]) if rows and rows[0]["v"] is not None else None
+
+
+def incremental_watermark(last_incremental: int | None, markers: Markers, variant_key: str) -> int | None:
     """The source version up to which every committed day of this variant is known to be current.
 
     An incremental run checks all committed days against every commit since the previous
     watermark, so its version becomes the next watermark. Before the first incremental run, the
     oldest version any backfilled day was computed from is the safe place to start looking.
     """
-    if io.table_exists(spark, locations.run_log):
-        rows = (
-            io.read_table(spark, locations.run_log)
-            .filter(
-                (F.col("Status") == "succeeded")
-                & (F.col("Source") == F.lit(str(locations.source)))
-                & (F.col("Variant") == F.lit(variant_key))
-                & (F.col("Command") == "run --incremental")
-            )
-            .agg(F.max("SourceVersion").alias("v"))
-            .collect()
-        )
-        if rows and rows[0]["v"] is not None:
-            return int(rows[0]["v"])
-    return markers.oldest_version(variant_key)
+    return last_incremental if last_incremental is not None else markers.oldest_version(variant_key)
 
 
 def run_incremental(
@@ -689,15 +694,26 @@ def run_incremental(
 
     def body(report: RunReport) -> None:
         report.window_start, report.window_end = partials.day_start(start), partials.day_start(end)
-        markers = read_markers(spark, report.locations)
+        # Three independent reads of three tables' metadata: each is mostly waiting on Delta's log
+        # and the driver's planning, so a nightly refresh of one day overlaps them.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="partner-hunt-read") as pool:
+            markers_f = pool.submit(read_markers, spark, report.locations)
+            source_f = pool.submit(read_source, spark, config, report.locations)
+            last_f = pool.submit(last_incremental_version, spark, report.locations, report.variant)
+            markers, (source_df, report.source_version), last_incremental = (
+                markers_f.result(), source_f.result(), last_f.result()
+            )
         markers.check_source(report.locations)
-        source_df, report.source_version = read_source(spark, config, report.locations)
         window_days = partials.days_between(start, end)
         done = markers.done_days(report.variant)
-        previous = incremental_watermark(spark, report.locations, report.variant, markers)
+        previous = incremental_watermark(last_incremental, markers, report.variant)
         changed = None
         if previous is not None and report.source_version is not None:
-            changed = io.changed_days(spark, report.locations.source, previous, report.source_version, _source_days)
+            zoned = isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
+            changed = io.changed_days(
+                spark, report.locations.source, previous, report.source_version, _source_days,
+                day_column="Timestamp" if zoned else None,
+            )
         if changed is None:
             # No trustworthy change history (first run, or the log was cleaned): recompute the window.
             todo = set(window_days)

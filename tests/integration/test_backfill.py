@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,22 @@ def lake(spark, tmp_path_factory):
     return source
 
 
+@pytest.fixture(scope="module")
+def clean(spark, lake, tmp_path_factory):
+    """An uninterrupted six-day backfill of `lake` (batches of three days), computed once: the
+    reference the rerun, force and kill-and-resume tests compare with. Tests copy it, never change it."""
+    out = tmp_path_factory.mktemp("clean") / "results"
+    report = pipeline.backfill(spark, make_config(lake, out), day(0), day(DAYS), batch_days=3)
+    return out, report
+
+
+def copy_tables(out: Path, target: Path) -> Path:
+    """Copy a results table and its state tables (path tables: their logs hold relative paths)."""
+    for table in out.parent.glob(out.name + "*"):
+        shutil.copytree(table, target.parent / (target.name + table.name[len(out.name):]))
+    return target
+
+
 def make_config(source, output, **hunt):
     # Evidence and alerts have tests of their own; here they would only add Delta commits.
     return config_from_mapping(
@@ -71,11 +88,10 @@ def direct(spark, source, output, start, end, **hunt):
     return read(spark, output, RESULT_COLS)
 
 
-def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, tmp_path):
-    out = tmp_path / "results"
+def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, clean, tmp_path):
+    out = copy_tables(clean[0], tmp_path / "results")
     config = make_config(lake, out)
-    report = pipeline.backfill(spark, config, day(0), day(DAYS), batch_days=3)
-    assert sorted(report.days_computed) == [day(i) for i in range(DAYS)]
+    assert sorted(clean[1].days_computed) == [day(i) for i in range(DAYS)]
     expected = direct(spark, lake, tmp_path / "direct", day(0), day(DAYS))
     assert expected.count() > 0
     assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
@@ -182,7 +198,7 @@ def _commits(table: Path) -> int:
     return len(list(log.glob("*.json"))) if log.exists() else 0
 
 
-def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, tmp_path):
+def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, clean, tmp_path):
     out = tmp_path / "killed"
     cmd = [
         sys.executable, "-m", "partner_hunt.cli", "backfill", "--source", str(lake), "--output", str(out),
@@ -207,11 +223,10 @@ def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, tmp_
     resumed = pipeline.backfill(spark, make_config(lake, out), day(0), day(DAYS))
     assert sorted(resumed.days_computed) == sorted(set(day(i) for i in range(DAYS)) - done_before)
 
-    clean = tmp_path / "clean"
-    pipeline.backfill(spark, make_config(lake, clean), day(0), day(DAYS))
+    reference = clean[0]
     assert_df_equality(
         read(spark, str(out) + "_partials", PARTIAL_COLS).drop("Source"),
-        read(spark, str(clean) + "_partials", PARTIAL_COLS).drop("Source"),
+        read(spark, str(reference) + "_partials", PARTIAL_COLS).drop("Source"),
         ignore_row_order=True,
     )
-    assert_df_equality(read(spark, out, RESULT_COLS), read(spark, clean, RESULT_COLS), ignore_row_order=True)
+    assert_df_equality(read(spark, out, RESULT_COLS), read(spark, reference, RESULT_COLS), ignore_row_order=True)

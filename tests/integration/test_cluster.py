@@ -164,17 +164,6 @@ def workers_that_ran_tasks(cluster: StandaloneCluster, before: set[Path]) -> set
     }
 
 
-def test_spark_submit_on_cluster_matches_local(spark, cluster, lake, tmp_path):
-    output = tmp_path / "cluster_results"
-    log = tmp_path / "submit.log"
-    before = set(cluster.executor_logs())
-    printed = finish(submit(cluster, lake, output, log), log)
-
-    assert "Connected to Spark cluster" in printed, "the job did not run on the standalone master"
-    assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
-    assert_same_results(spark, lake, output)
-
-
 def test_cli_master_flag_on_cluster_matches_local(spark, cluster, lake, tmp_path):
     """`partner-hunt run --master spark://...` outside spark-submit: Delta JARs come from the session."""
     output = tmp_path / "cli_results"
@@ -195,8 +184,13 @@ def test_cli_master_flag_on_cluster_matches_local(spark, cluster, lake, tmp_path
     assert_same_results(spark, lake, output)
 
 
-def test_job_survives_a_killed_executor(spark, cluster, lake, tmp_path):
-    """kill -9 one executor once it has finished a task; retries must give the same answer."""
+def test_spark_submit_on_cluster_survives_a_killed_executor(spark, cluster, lake, tmp_path):
+    """`spark-submit` onto the cluster, then kill -9 one executor once it has finished a task.
+
+    The job must have run on the standalone master with tasks on both workers, and Spark's
+    retries must still give exactly the `local[2]` answer. (One submission covers both the
+    spark-submit path and the fault: each submission costs a minute and a half on two cores.)
+    """
     output = tmp_path / "fault_results"
     log = tmp_path / "fault.log"
     before = set(cluster.executor_logs())
@@ -217,5 +211,7 @@ def test_job_survives_a_killed_executor(spark, cluster, lake, tmp_path):
         printed = finish(proc, log)
 
     assert victim is not None, "the job finished before an executor could be killed; make the source bigger"
+    assert "Connected to Spark cluster" in printed, "the job did not run on the standalone master"
+    assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
     assert re.search(r"Lost executor \d+|Executor \S+ removed", printed), tail(log, 8000)
     assert_same_results(spark, lake, output)
