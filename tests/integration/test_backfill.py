@@ -209,7 +209,8 @@ def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, clea
     partials_table = Path(str(out) + "_partials")
     deadline = time.time() + 600
     try:
-        while _commits(partials_table) < 2 and proc.poll() is None and time.time() < deadline:
+        # Killed right after its first committed day: the rest of the run is the resumed one.
+        while _commits(partials_table) < 1 and proc.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         assert proc.poll() is None, "the backfill finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
