@@ -50,7 +50,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from benchmarks.naive import naive_hunt  # noqa: E402
-from partner_hunt import demo, io, pipeline  # noqa: E402
+from partner_hunt import backfill, demo, incremental, io, pipeline, quality, runlog  # noqa: E402
 from partner_hunt.config import Config, SparkSettings  # noqa: E402
 
 # A fixed end keeps cached lakes reusable across days.
@@ -163,20 +163,15 @@ def bench_config(source: Path, output: Path) -> Config:
 def run_query(spark: SparkSession, config: Config) -> DataFrame:
     """What `pipeline.run` computes for its results table, up to (not including) the writes.
 
-    The same calls as `pipeline._run`, in the same order: read_source (contract check, Delta
+    The same public calls as `pipeline.run` makes, in the same order: read_source (contract check, Delta
     version pin, column pruning), the window, to_canonical with the quality observation, the
     quarantine filter, the explode, the aggregation, the exclusions and the run columns.
     """
-    h = config.hunt
-    locations = pipeline.Locations.from_config(config)
-    report = pipeline.new_report(config, "bench", locations)
-    source_df, _ = pipeline.read_source(spark, config, locations)
-    prepared = pipeline._prepare(
-        source_df.transform(pipeline.filter_source_window, h.start, h.end),
-        config,
-        lambda df: pipeline.filter_canonical_window(df, h.start, h.end),
-    )
-    return pipeline.count_domains(prepared.domains_df, config).transform(pipeline.results_from_counts, config, report)
+    report = runlog.new_report(config, "bench")
+    window = (report.window_start, report.window_end)
+    source_df, _ = quality.read_source(spark, config, report.locations)
+    _, counts_df = pipeline.plan_counts(source_df, config, window)
+    return pipeline.results_of(counts_df, config, report, window)
 
 
 def naive_query(spark: SparkSession, source: Path) -> DataFrame:
@@ -402,20 +397,20 @@ def _copy_lake(source: Path, target: Path) -> None:
 
 def _rows_read(spark: SparkSession, config: Config, run_id: str) -> int:
     """RowsRead of one run, as its run-log row records it."""
-    log_df = io.read_table(spark, pipeline.Locations.from_config(config).run_log)
+    log_df = io.read_table(spark, io.Locations.from_config(config).run_log)
     return int(log_df.filter(F.col("RunId") == F.lit(run_id)).select("RowsRead").first()["RowsRead"])
 
 
-def commit_floor(spark: SparkSession, written: pipeline.RunReport, target: pipeline.Locations) -> float:
+def commit_floor(spark: SparkSession, written: runlog.RunReport, target: io.Locations) -> float:
     """Seconds to commit `written`'s results window and one run-log row again, into `target`'s
     tables: the writes every refresh makes, without any of its reads or computation."""
-    rows_df = io.read_window_rows(spark, written.locations.output, pipeline.window_key(written)).cache()
+    rows_df = io.read_window_rows(spark, written.locations.output, written.window_key()).cache()
     try:
         rows_df.count()
         logged = replace(written, locations=target)
         started = time.perf_counter()
-        io.replace_where(rows_df, target.output, io.equality_predicate(pipeline.window_key(written)))
-        pipeline.write_run_log(spark, logged)
+        io.replace_where(rows_df, target.output, io.equality_predicate(written.window_key()))
+        runlog.write_run_log(spark, logged)
         return time.perf_counter() - started
     finally:
         rows_df.unpersist()
@@ -426,7 +421,7 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
 
     On a copy of the lake: backfill the partials of every day once (not timed), then per round one
     new day of data (rows/days rows) is appended, and both are timed warm, each with its writes:
-      incremental  `pipeline.run_incremental` over the trailing `days` window ending with the new
+      incremental  `incremental.run_incremental` over the trailing `days` window ending with the new
                    day (it reads only the days whose source files changed, then rolls up);
       recompute    `pipeline.run` over the same window from the raw source.
     Analyst outputs (evidence, alerts) are off in both, so both write the same results table. The
@@ -460,7 +455,7 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
     first_day = (LAKE_END - timedelta(days=days)).date()
     started = time.perf_counter()
     # One batch: the lake's files each span every day, so a batch per day would rescan it 90 times.
-    pipeline.backfill(spark, base, first_day, LAKE_END.date(), batch_days=days)
+    backfill.backfill(spark, replace(base, hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
     backfill_seconds = time.perf_counter() - started
 
     per_day = max(1, rows // days)
@@ -474,14 +469,14 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
         new_day_df = demo.generate_events(spark, per_day, days=1, seed=seed + 1000 + k, end=day_end)
         io.append(new_day_df, io.TableRef(str(lake), True))
         total_rows += per_day
-        window = HuntSettings(start=day_end - timedelta(days=days), end=day_end)
+        window = HuntSettings(start=day_end - timedelta(days=days), end=day_end, trailing_days=days)
         t0 = time.perf_counter()
-        inc_report = pipeline.run_incremental(spark, replace(base, hunt=window), trailing_days=days)
+        inc_report = incremental.run_incremental(spark, replace(base, hunt=window))
         inc_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         full_report = pipeline.run(spark, replace(full, hunt=window))
         full_seconds = time.perf_counter() - t0
-        floor_seconds = commit_floor(spark, full_report, pipeline.Locations.from_config(floor))
+        floor_seconds = commit_floor(spark, full_report, io.Locations.from_config(floor))
         if k == 0:
             continue
         timings["incremental"].append(inc_seconds)

@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from partner_hunt import MITRE_TACTIC, MITRE_TECHNIQUE, RULE_ID, RULE_NAME, __version__
+from partner_hunt.tables import ALERT_COLUMNS
 
 # OCSF severity_id -> name (https://schema.ocsf.io/1.3.0/classes/detection_finding).
 SEVERITY_LOW, SEVERITY_MEDIUM, SEVERITY_HIGH = 2, 3, 4
@@ -30,28 +31,6 @@ TACTIC_UID, TACTIC_NAME = "TA0001", "Initial Access"
 TECHNIQUE_NAME = "Phishing"
 OCSF_VERSION = "1.3.0"
 
-ALERT_COLUMNS = (
-    "AlertId",
-    "TenantId",
-    "SenderFromDomain",
-    "WindowStart",
-    "WindowEnd",
-    "Mode",
-    "OutboundTeamsMessages",
-    "IncomingTeamsMessagesWithThreats",
-    "Bad_Traffic_Percentage",
-    "BaselineDailyThreats",
-    "Reasons",
-    "SeverityId",
-    "Severity",
-    "RuleId",
-    "RuleName",
-    "MitreTechnique",
-    "MitreTactic",
-    "FirstRaisedAt",
-    "LastRaisedAt",
-    "RunId",
-)
 # Kept from the first time an alert was raised when it is raised again.
 PRESERVED_ON_UPDATE = ("FirstRaisedAt",)
 
@@ -180,7 +159,7 @@ def build_alerts(
 ) -> DataFrame:
     """Results rows crossing a threshold, as alert rows (`ALERT_COLUMNS`).
 
-    Needs the results table's columns (`hunt.RESULT_COLUMNS`, `WindowStart`, `WindowEnd`, `Mode`).
+    Needs the results table's columns (`tables.RESULT_COLUMNS`, `WindowStart`, `WindowEnd`, `Mode`).
     `baseline_df` is `baseline_rates` output, or None when there are no daily partials.
     """
     raised = F.lit(raised_at).cast("timestamp")

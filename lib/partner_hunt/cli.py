@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from partner_hunt import __version__
-from partner_hunt.config import Config, ConfigError, load_config, with_overrides
+from partner_hunt.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("conf/local.yml")
 # Problems a user can fix: reported in one line, no stack trace.
@@ -22,12 +22,16 @@ class UserError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from partner_hunt.backfill import PartialsMismatchError
     from partner_hunt.io import CorruptFileError, TableFormatError, TableNotFoundError
-    from partner_hunt.pipeline import BadInputError, PartialsMismatchError
+    from partner_hunt.quality import BadInputError
     from partner_hunt.schema import SchemaContractError
     from partner_hunt.session import JavaMissingError
 
-    return (UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError, JavaMissingError, PartialsMismatchError, CorruptFileError)
+    return (
+        UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError,
+        JavaMissingError, PartialsMismatchError, CorruptFileError,
+    )
 
 
 def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -40,7 +44,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full stack trace on errors")
 
 
-def _add_hunt_options(parser: argparse.ArgumentParser) -> None:
+def _add_hunt_options(parser: argparse.ArgumentParser, mode: bool = True) -> None:
     parser.add_argument("--source", help="MessageEvents Delta table: a path or catalog.schema.table (config source)")
     parser.add_argument("--output", help="results Delta table: a path or catalog.schema.table (config output)")
     parser.add_argument("--start", help="window start, inclusive: ISO date or date-time, UTC (config hunt.start)")
@@ -49,7 +53,8 @@ def _add_hunt_options(parser: argparse.ArgumentParser) -> None:
         "--exclude-domain", action="append", dest="exclude_domain", metavar="D",
         help="an own domain to leave out; repeat for several (config hunt.exclude_domains)",
     )
-    parser.add_argument("--mode", choices=("kql", "corrected"), help="kql = exact parity (default); corrected = sender-side inbound")
+    if mode:
+        parser.add_argument("--mode", choices=("kql", "corrected"), help="kql = exact parity (default); corrected = sender-side inbound")
     parser.add_argument("--top", type=int, help="how many result rows to print (config hunt.top)")
     _bool_flag(parser, "include-ratio", "compute Bad_Traffic_Percentage (config hunt.include_ratio)")
     _bool_flag(parser, "normalize-domains", "lower-case/trim domains (config hunt.normalize_domains)")
@@ -93,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "diff", help="run kql and corrected modes over the same window and show where and why they disagree"
     )
     _add_common(diff)
-    _add_hunt_options(diff)
+    # No --mode: a diff always runs both modes.
+    _add_hunt_options(diff, mode=False)
     diff.set_defaults(handler=cmd_diff)
 
     demo = sub.add_parser("demo", help="generate a seeded sample lake, then run the hunt on it")
@@ -127,7 +133,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hunt.dedupe_edits": get("dedupe_edits"),
         "quality.max_bad_fraction": get("max_bad_fraction"),
         "quality.skip_corrupt_files": get("skip_corrupt_files"),
-        "hunt.trailing_days": get("trailing_days"),
+        "hunt.trailing_days": get("trailing_days") if get("command") == "run" else None,
+        "hunt.backfill_trailing_days": get("trailing_days") if get("command") == "backfill" else None,
         "hunt.backfill_batch_days": get("batch_days"),
         "demo.lake": get("lake"),
         "demo.rows": get("rows"),
@@ -138,13 +145,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    """Load the YAML (explicit, else conf/local.yml if present) and apply flag overrides."""
+    """The YAML (explicit, else conf/local.yml if present) with the flags merged in, validated once."""
     path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    config = with_overrides(load_config(path), _overrides(args))
-    # Flags are validated one key at a time; cross-key rules (end after start) run again here.
-    from dataclasses import replace
-
-    return replace(config, hunt=replace(config.hunt))
+    return load_config(path, _overrides(args))
 
 
 def _session(config: Config):
@@ -160,16 +163,14 @@ def _session(config: Config):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`partner-hunt run`."""
-    from partner_hunt import pipeline, report
+    from partner_hunt import incremental, pipeline, report
 
     config = resolve_config(args)
     spark = _session(config)
     if args.incremental:
         try:
             with report.DayProgress("incremental") as progress:
-                result = pipeline.run_incremental(
-                    spark, config, trailing_days=config.hunt.trailing_days, on_batch=progress.advance
-                )
+                result = incremental.run_incremental(spark, config, on_batch=progress.advance)
         except ValueError as exc:
             raise UserError(f"run --incremental: {exc}") from None
     else:
@@ -182,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """`partner-hunt backfill --start D1 --end D2`: resumable, one commit per batch of days."""
-    from partner_hunt import pipeline, report
+    from partner_hunt import backfill, report
     from partner_hunt.partials import as_day
 
     config = resolve_config(args)
@@ -194,27 +195,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise UserError(f"backfill: {exc}") from None
     spark = _session(config)
     with report.DayProgress("backfill") as progress:
-        result = pipeline.backfill(
-            spark,
-            config,
-            start,
-            end,
-            force=args.force,
-            trailing_days=args.trailing_days,
-            batch_days=config.hunt.backfill_batch_days,
-            on_batch=progress.advance,
-        )
+        result = backfill.backfill(spark, config, start, end, force=args.force, on_batch=progress.advance)
     report.print_run(result, config)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """`partner-hunt diff`: both modes over one window (`--mode` is ignored), compared."""
-    from partner_hunt import analyst, report
+    """`partner-hunt diff`: both modes over one window, compared."""
+    from partner_hunt import compare, report
 
     config = resolve_config(args)
     spark = _session(config)
-    report.print_diff(analyst.run_diff(spark, config))
+    report.print_diff(compare.run_diff(spark, config))
     return 0
 
 

@@ -1,8 +1,9 @@
 """Typed, validated configuration: YAML is read once, then only frozen dataclasses travel.
 
-Every section is a frozen dataclass whose fields are the YAML keys. `load_config` rejects an
-unknown key or a value of the wrong type with a `ConfigError` that names the dotted key, and
-`with_overrides` applies CLI flags on top of the file (flags win).
+Every section is a frozen dataclass whose fields are the YAML keys. CLI flags are merged into the
+YAML mapping first (flags win), and the merged mapping is validated once, so cross-key rules (an
+end after its start) see the final values. An unknown key or a value of the wrong type fails with
+a `ConfigError` that names the dotted key. YAML is read with YAML 1.2's booleans: only true/false.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class SparkSettings:
 
     master: str | None = "local[*]"
     app_name: str = "partner-hunt"
-    # The same as conf/local.yml, so an installed wheel without that file behaves alike.
+    # The one copy of the local defaults: conf/local.yml leaves them to this, so an installed
+    # wheel without that file behaves alike.
     conf: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_SPARK_CONF))
 
 
@@ -93,6 +95,7 @@ class HuntSettings:
     top: int = 20
     trailing_days: int = 30
     backfill_batch_days: int = 1
+    backfill_trailing_days: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -107,6 +110,8 @@ class HuntSettings:
             raise ConfigError("hunt.trailing_days: must be 1 or more")
         if self.backfill_batch_days < 1:
             raise ConfigError("hunt.backfill_batch_days: must be 1 or more")
+        if self.backfill_trailing_days is not None and self.backfill_trailing_days < 1:
+            raise ConfigError("hunt.backfill_trailing_days: must be 1 or more, or null for one window")
 
     def _by_mode(self, explicit: bool | None) -> bool:
         return explicit if explicit is not None else self.mode == "corrected"
@@ -125,6 +130,15 @@ class HuntSettings:
     def effective_dedupe_edits(self) -> bool:
         """Keep only the latest version of an edited message: explicit, else corrected mode only."""
         return self._by_mode(self.dedupe_edits)
+
+    def count_options(self) -> dict[str, Any]:
+        """The plain keyword arguments of `hunt.count_domains` for these settings."""
+        return {
+            "mode": self.mode,
+            "normalize": self.effective_normalize_domains,
+            "count_messages": self.effective_count_messages,
+            "dedupe_edits": self.effective_dedupe_edits,
+        }
 
 
 @dataclass(frozen=True)
@@ -235,6 +249,15 @@ class Config:
             if not getattr(self, key).strip():
                 raise ConfigError(f"{key}: must not be empty")
 
+    def finish_options(self) -> dict[str, Any]:
+        """The plain keyword arguments of `hunt.finish_results`: exclusions, global and per tenant."""
+        return {
+            "exclude": self.hunt.exclude_domains,
+            "tenant_exclude": dict(self.tenants.exclude_domains),
+            "normalize": self.hunt.effective_normalize_domains,
+            "include_ratio": self.hunt.include_ratio,
+        }
+
 
 _INSTANT_KEYS = {"start", "end"}
 
@@ -313,41 +336,72 @@ def config_from_mapping(data: Any) -> Config:
     return _build(Config, data)
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read and validate a YAML config file; None gives the built-in defaults."""
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2's booleans: `yes`, `no`, `on` and `off` stay strings.
+
+    YAML 1.1 reads `include_ratio: yes` as true and a tenant named `on` as the key True.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_mapping(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML config file into a plain mapping (not yet validated); None gives {}."""
     if path is None:
-        return Config()
+        return {}
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return config_from_mapping(data)
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
+    return dict(data)
 
 
-def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
-    """Apply dotted-key overrides (from CLI flags) on top of `config`, re-validating each."""
+def merge_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with dotted-key `overrides` set into it (None means unset and changes nothing)."""
+    merged: dict[str, Any] = dict(data)
     for dotted, value in overrides.items():
         if value is None:
             continue
-        config = _replace_dotted(config, dotted.split("."), value, dotted)
-    return config
+        node = merged
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, Mapping):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: expected a mapping of keys, got {child!r}")
+            node[part] = dict(child)
+            node = node[part]
+        node[parts[-1]] = value
+    return merged
 
 
-def _replace_dotted(obj: Any, parts: list[str], value: Any, dotted: str) -> Any:
-    head, rest = parts[0], parts[1:]
-    hints = typing.get_type_hints(type(obj))
-    if head not in hints:
-        raise ConfigError(f"unknown config key '{dotted}'")
-    if rest:
-        return dataclasses.replace(obj, **{head: _replace_dotted(getattr(obj, head), rest, value, dotted)})
-    return dataclasses.replace(obj, **{head: _coerce(value, hints[head], dotted)})
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a YAML config file (None: built-in defaults), merge flag overrides, validate once."""
+    return config_from_mapping(merge_overrides(load_mapping(path), overrides or {}))
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """`config` with dotted-key overrides applied, validated again as a whole."""
+    return config_from_mapping(merge_overrides(config_fingerprint(config), overrides))
 
 
 def config_fingerprint(config: Config) -> dict[str, Any]:
-    """A plain, JSON-serialisable view of the config, for hashing into the run log."""
+    """A plain, JSON-serialisable view of the config: for the run log's hash, and re-validation."""
 
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):

@@ -38,23 +38,13 @@ EXPLANATION = (
     "the outbound counts too."
 )
 
-DIFF_COLUMNS = (
-    "TenantId",
-    "SenderFromDomain",
-    "Status",
-    "KqlOutbound",
-    "KqlInbound",
-    "CorrectedOutbound",
-    "CorrectedInbound",
-    "Why",
-)
 
 
 def compare_modes(kql_df: DataFrame, corrected_df: DataFrame) -> DataFrame:
     """One row per (TenantId, SenderFromDomain) in either result, with both modes' counts.
 
     Needs `TenantId`, `SenderFromDomain`, `OutboundTeamsMessages`, `IncomingTeamsMessagesWithThreats`
-    on both sides (one window each); gives `DIFF_COLUMNS`. A count is null where the domain is not
+    on both sides (one window each); gives the diff's columns (see `partner-hunt diff`). A count is null where the domain is not
     in that mode's result.
     """
 

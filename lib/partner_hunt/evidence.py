@@ -17,64 +17,31 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from partner_hunt import hunt
-from partner_hunt.domains import recipient_domains, sender_domain
+from partner_hunt.domains import sender_domain
+from partner_hunt.tables import EVIDENCE_COLUMNS
 
 # A lone-space ThreatTypes is a threat for KQL (`isempty(" ")` is false) but names no type.
 BLANK_THREAT_TYPE = "(blank)"
 TOP_SENDER_DOMAINS = 10
 
-EVIDENCE_COLUMNS = (
-    "TenantId",
-    "SenderFromDomain",
-    "WindowStart",
-    "WindowEnd",
-    "Mode",
-    "OutboundTeamsMessages",
-    "IncomingTeamsMessagesWithThreats",
-    "Bad_Traffic_Percentage",
-    "FirstThreatSeen",
-    "LastThreatSeen",
-    "DistinctThreatMessages",
-    "DistinctSenders",
-    "ThreatTypeCounts",
-    "InboundSenderDomains",
-    "SampleTeamsMessageIds",
-    "SenderAddresses",
-    "DailyCounts",
-    "RunId",
-    "ComputedAt",
-)
 _KEYS = ["TenantId", "Domain"]
 
 
-def explode_evidence_rows(events_df: DataFrame, mode: str = "kql", normalize: bool = False) -> DataFrame:
-    """One row per (message, counted domain), like `hunt.explode_hunt_domains`, keeping the detail.
+def explode_evidence_rows(
+    events_df: DataFrame, mode: str = "kql", normalize: bool = False, dedupe_edits: bool = False
+) -> DataFrame:
+    """The hunt's own (message, counted domain) rows, keeping the detail the evidence needs.
 
     Needs the canonical columns; gives `TenantId`, `Timestamp`, `TeamsMessageId`, `IsOutbound`,
-    `Domain`, `ThreatTypes`, `SenderEmailAddress` and `SenderDomain`. The domain choice must stay
-    the hunt's: in `kql` mode the inbound side is keyed by the recipients' domains (the published
-    query's quirk), in `corrected` mode by the sender's. `tests/unit/test_evidence.py` checks that
-    the counts agree with `hunt.hunt`.
+    `Domain`, `ThreatTypes`, `SenderEmailAddress` and `SenderDomain`. The rows come from
+    `hunt.explode_hunt_domains`, so the domain choice and the counted rows are the hunt's.
     """
-    outbound = F.col("IsOwnedThread")
-    recipients = recipient_domains(F.col("RecipientAddresses"), normalize)
-    sender = sender_domain(F.col("SenderEmailAddress"), normalize)
-    if mode == "kql":
-        domains = recipients
-    elif mode == "corrected":
-        domains = F.when(outbound, recipients).otherwise(F.array(sender))
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-    return events_df.transform(hunt.filter_hunt_rows).select(
-        "TenantId",
-        "Timestamp",
-        "TeamsMessageId",
-        outbound.alias("IsOutbound"),
-        # mv-expand semantics, as in the hunt: null recipients were turned into [""] already.
-        F.explode(domains).alias("Domain"),
-        "ThreatTypes",
-        "SenderEmailAddress",
-        F.when(F.col("SenderEmailAddress").isNotNull(), sender).alias("SenderDomain"),
+    flagged_df, counted = hunt.counted_rows(events_df, dedupe_edits)
+    sender = F.col("SenderEmailAddress")
+    return (
+        flagged_df.transform(hunt.explode_hunt_domains, mode, normalize, counted, ("ThreatTypes", "SenderEmailAddress"))
+        .filter(F.col("Domain").isNotNull())
+        .withColumn("SenderDomain", F.when(sender.isNotNull(), sender_domain(sender, normalize)))
     )
 
 
@@ -198,7 +165,7 @@ def build_evidence(
     """One evidence row per results row (`EVIDENCE_COLUMNS`).
 
     `rows_df` is `explode_evidence_rows` output (best already narrowed by `filter_result_domains`);
-    `results_df` has the results table's columns (`hunt.RESULT_COLUMNS` plus `WindowStart`,
+    `results_df` has the results table's columns (`tables.RESULT_COLUMNS` plus `WindowStart`,
     `WindowEnd`, `Mode`, `RunId`, `ComputedAt`).
     """
     rows_df = rows_df.transform(filter_result_domains, results_df)
@@ -228,10 +195,8 @@ def evidence_from_events(
     include_senders: bool = False,
 ) -> DataFrame:
     """Evidence straight from canonical, quarantine-free events, with the hunt's switches applied."""
-    if dedupe_edits:
-        events_df = events_df.transform(hunt.filter_latest_edits)
     return build_evidence(
-        events_df.transform(explode_evidence_rows, mode, normalize),
+        events_df.transform(explode_evidence_rows, mode, normalize, dedupe_edits),
         results_df,
         count_messages=count_messages,
         sample_size=sample_size,

@@ -8,26 +8,25 @@ The published query scans the table twice and joins. Because its left side is on
 domain (innerunique changes nothing) and the right side keeps every row, the join is the same as
 one aggregation with two conditional counts followed by "both counts are positive": that is how
 it is computed here, from a single scan.
+
+`count_domains` is the one hunt: `run`, the daily partials, the benchmark and the parity tests
+all count through it; `finish_results` turns its counts into result rows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from partner_hunt.domains import address_domain, normalized, recipient_addresses
+from partner_hunt.tables import RESULT_COLUMNS
 
-RESULT_COLUMNS = (
-    "TenantId",
-    "SenderFromDomain",
-    "OutboundTeamsMessages",
-    "IncomingTeamsMessagesWithThreats",
-    "Bad_Traffic_Percentage",
-)
-COUNT_COLUMNS = ("OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats")
+FIRST_OF_ROW = "FirstOfRow"
+RECIPIENT_ROWS, ROWS_READ, ROWS_QUARANTINED = "RecipientRows", "RowsRead", "RowsQuarantined"
+ACCOUNTING = (RECIPIENT_ROWS, ROWS_READ, ROWS_QUARANTINED)
 
 
 def utc_day(col: Column) -> Column:
@@ -40,13 +39,14 @@ def has_threat(col: Column) -> Column:
     return col.isNotNull() & (col != F.lit(""))
 
 
-def filter_window(events_df: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
-    """Keep rows with `start <= Timestamp < end`; a missing bound is open. Needs `Timestamp`."""
+def in_window(col: Column, start: datetime | None, end: datetime | None) -> Column:
+    """`start <= col < end` as one condition; a missing bound is open."""
+    cond = F.lit(True)
     if start is not None:
-        events_df = events_df.filter(F.col("Timestamp") >= F.lit(start))
+        cond = cond & (col >= F.lit(start))
     if end is not None:
-        events_df = events_df.filter(F.col("Timestamp") < F.lit(end))
-    return events_df
+        cond = cond & (col < F.lit(end))
+    return cond
 
 
 def is_hunt_row() -> Column:
@@ -63,29 +63,21 @@ def is_hunt_row() -> Column:
     return F.coalesce(condition, F.lit(False))
 
 
-def filter_hunt_rows(events_df: DataFrame) -> DataFrame:
-    """Keep the rows either side of the query can use (see `is_hunt_row`)."""
-    return events_df.filter(is_hunt_row())
-
-
-FIRST_OF_ROW = "FirstOfRow"
-
-
 def explode_hunt_domains(
-    events_df: DataFrame, mode: str = "kql", normalize: bool = False, counted: Column | None = None
+    events_df: DataFrame, mode: str, normalize: bool, counted: Column, carry: Sequence[str] = ()
 ) -> DataFrame:
-    """One row per (message, domain) the query counts, tagged with its side.
+    """One row per (message, domain) the query counts, tagged with its side, plus one row for
+    every input row that is not counted or yields no domain.
 
     Needs `RecipientAddresses`, `IsOwnedThread` (and `SenderEmailAddress` in `corrected` mode);
-    gives `IsOutbound`, `Domain` and whichever of `TenantId`, `Timestamp`, `TeamsMessageId`,
-    `QuarantineReason` the input has, so that a caller that never counts messages never reads
-    their ids. In `kql` mode both sides take the recipients' domains, as the published query does;
-    in `corrected` mode the inbound side takes the sender's domain, once per message.
+    gives `IsOutbound`, `Domain`, `FirstOfRow`, the `carry` columns and whichever of `TenantId`,
+    `Timestamp`, `TeamsMessageId`, `QuarantineReason` the input has. In `kql` mode both sides take
+    the recipients' domains, as the published query does; in `corrected` mode the inbound side
+    takes the sender's domain, once per message.
 
-    With `counted` (a condition on the input rows), every input row is kept: a row that is not
-    counted, or yields no domain, becomes one row with null `Domain` and `IsOutbound`, and
-    `FirstOfRow` is true on exactly one output row per input row. One aggregation can then count
-    the rows read beside the domains, where a separate count or an `observe` would cost a pass.
+    A row that is not `counted` keeps one output row with null `Domain` and `IsOutbound`, and
+    `FirstOfRow` is true on exactly one output row per input row: one aggregation then counts the
+    rows read beside the domains, where a separate count or an `observe` would cost a pass.
     """
     outbound = F.col("IsOwnedThread")
     # Explode the addresses, then take each one's domain: no per-message array of domains is built.
@@ -96,16 +88,10 @@ def explode_hunt_domains(
         elements = F.when(outbound, addresses).otherwise(F.array(F.col("SenderEmailAddress")))
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    carried = [c for c in ("TenantId", "Timestamp", "TeamsMessageId", "QuarantineReason") if c in events_df.columns]
-    if counted is None:
-        return events_df.select(
-            *carried,
-            outbound.alias("IsOutbound"),
-            # mv-expand drops an empty array but keeps null as one row: `recipient_addresses`
-            # turned null into [null], so a plain explode now matches KQL on both.
-            F.explode(elements).alias("Address"),
-        ).select(*carried, "IsOutbound", address_domain(F.col("Address"), normalize).alias("Domain"))
-    # An empty array yields no domain (mv-expand drops it) but its row was still read.
+    base = ("TenantId", "Timestamp", "TeamsMessageId", "QuarantineReason")
+    carried = [c for c in base if c in events_df.columns and c not in carry] + list(carry)
+    # mv-expand drops an empty array (no domain, but the row was still read) and keeps null as one
+    # row: `recipient_addresses` turned null into [null], whose domain is "".
     yields = counted & (F.size(elements) > F.lit(0))
     return events_df.select(
         *carried,
@@ -120,21 +106,30 @@ def explode_hunt_domains(
     )
 
 
-def filter_excluded_domains(
-    domains_df: DataFrame, exclude_domains: Iterable[str], normalize: bool = False
-) -> DataFrame:
-    """Drop the organisation's own domains (the rule's commented `RecipientDomain != ...` line).
+def counted_rows(events_df: DataFrame, dedupe_edits: bool) -> tuple[DataFrame, Column]:
+    """The rows the hunt counts, as a condition, with the edit flag it needs added to the frame.
 
-    Needs `Domain`. KQL's `!=` is case-sensitive, so in parity mode the list is matched exactly;
-    with normalisation on, the list is normalised like the domains.
+    Quarantined rows (a non-null `QuarantineReason`, when the column exists) are read, not counted.
+    With `dedupe_edits`, older versions of an edited message are flagged rather than dropped,
+    ranked among good rows only, so a malformed later version never hides the good one.
     """
-    excluded = [d for d in exclude_domains]
-    if not excluded:
-        return domains_df
-    values = F.array(*[F.lit(d) for d in excluded])
-    if normalize:
-        values = F.transform(values, normalized)
-    return domains_df.filter(~F.array_contains(values, F.col("Domain")))
+    good = F.col("QuarantineReason").isNull() if "QuarantineReason" in events_df.columns else F.lit(True)
+    counted = good & is_hunt_row()
+    if dedupe_edits:
+        events_df = events_df.transform(with_latest_edit_flag, "_IsLatestEdit", good)
+        counted = counted & F.col("_IsLatestEdit")
+    return events_df, counted
+
+
+def accounting_columns(quarantined: Column) -> list[Column]:
+    """Aggregates that ride along with the domain counts: every input row reaches that aggregation
+    once (see `explode_hunt_domains`), so no second pass is needed to count rows read."""
+    first = F.col(FIRST_OF_ROW)
+    return [
+        F.count_if(F.col("Domain").isNotNull()).alias(RECIPIENT_ROWS),
+        F.count_if(first).alias(ROWS_READ),
+        F.count_if(first & quarantined).alias(ROWS_QUARANTINED),
+    ]
 
 
 def aggregate_sides(
@@ -159,12 +154,69 @@ def aggregate_sides(
     return domains_df.groupBy(*keys).agg(
         out_count.cast("long").alias("OutboundTeamsMessages"),
         in_count.cast("long").alias("IncomingTeamsMessagesWithThreats"),
-        # Extra aggregates ride along in the same pass rather than costing a second scan.
         *extra,
     )
 
 
-def filter_both_sides(counts_df: DataFrame) -> DataFrame:
+def count_domains(
+    events_df: DataFrame,
+    *,
+    mode: str = "kql",
+    normalize: bool = False,
+    count_messages: bool = False,
+    dedupe_edits: bool = False,
+    by_day: bool = False,
+) -> DataFrame:
+    """The hunt: both sides' counts per (TenantId, Domain), or per (TenantId, Day, Domain).
+
+    Needs canonical events (with `QuarantineReason` when some rows are quarantined); gives the keys,
+    the two counts and the `ACCOUNTING` columns, plus `FirstSeen`/`LastSeen` per day. Exclusions
+    are not applied: they depend only on the keys, so `finish_results` applies them to these few
+    rows (and partials never need a recompute when they change). Rows that are read but not
+    counted form one group per tenant (and day) with a null `Domain`, which the join drops.
+    """
+    hunted_df, counted = counted_rows(events_df, dedupe_edits)
+    domains_df = hunted_df.transform(explode_hunt_domains, mode, normalize, counted)
+    has_reason = "QuarantineReason" in domains_df.columns
+    extra = accounting_columns(F.col("QuarantineReason").isNotNull() if has_reason else F.lit(False))
+    keys = ["TenantId", "Domain"]
+    if by_day:
+        domains_df = domains_df.withColumn("Day", utc_day(F.col("Timestamp")))
+        keys = ["TenantId", "Day", "Domain"]
+        extra = [F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen"), *extra]
+    return domains_df.transform(aggregate_sides, keys, count_messages, extra)
+
+
+def drop_excluded_domains(counts_df: DataFrame, exclude: Iterable[str], normalize: bool = False) -> DataFrame:
+    """Drop the organisation's own domains (the rule's commented `RecipientDomain != ...` line).
+
+    Needs `Domain`. KQL's `!=` is case-sensitive, so in parity mode the list is matched exactly;
+    with normalisation on, the list is normalised like the domains.
+    """
+    excluded = list(exclude)
+    if not excluded:
+        return counts_df
+    values = F.array(*[F.lit(d) for d in excluded])
+    if normalize:
+        values = F.transform(values, normalized)
+    return counts_df.filter(~F.coalesce(F.array_contains(values, F.col("Domain")), F.lit(False)))
+
+
+def drop_tenant_domains(
+    counts_df: DataFrame, tenant_exclude: Mapping[str, Sequence[str]] | None, normalize: bool = False
+) -> DataFrame:
+    """Drop each tenant's own domains. Needs `TenantId` and `Domain`."""
+    pairs = [(tenant, domain) for tenant, domains in (tenant_exclude or {}).items() for domain in domains]
+    if not pairs:
+        return counts_df
+    excluded = F.array(*[F.struct(F.lit(t).alias("t"), F.lit(d).alias("d")) for t, d in pairs])
+    if normalize:
+        excluded = F.transform(excluded, lambda e: F.struct(e["t"].alias("t"), normalized(e["d"]).alias("d")))
+    key = F.struct(F.col("TenantId").alias("t"), F.col("Domain").alias("d"))
+    return counts_df.filter(~F.coalesce(F.array_contains(excluded, key), F.lit(False)))
+
+
+def keep_both_sides(counts_df: DataFrame) -> DataFrame:
     """The inner join: keep domains seen on both sides. Needs the two count columns."""
     return counts_df.filter(
         (F.col("OutboundTeamsMessages") > 0) & (F.col("IncomingTeamsMessagesWithThreats") > 0)
@@ -172,34 +224,37 @@ def filter_both_sides(counts_df: DataFrame) -> DataFrame:
 
 
 def bad_traffic_ratio(inbound: Column, outbound: Column) -> Column:
-    """`round(inbound / outbound, 2)` with half-away-from-zero midpoints, in exact integer maths.
+    """Kusto's `round(todouble(inbound) / outbound, 2)`: the double quotient, scaled, rounded.
 
-    Rounding the double quotient would put 29/200 at 0.14 or 0.15 depending on the engine's
-    binary representation; scaling in integers first gives the decimal answer (0.15) every time.
-    Null when either count is null or the outbound count is not positive.
+    Kusto divides in double precision and then rounds the scaled double half away from zero, so
+    29/200 (0.14499999999999999 as a double) gives 0.14 and 1/8 (exact) gives 0.13; see
+    docs/kql-parity.md. Spark's `round` on a double rounds half up on the scaled value, which is
+    the same thing for these non-negative ratios. Null when the outbound count is not positive.
     """
-    numerator = inbound.cast("long") * F.lit(200) + outbound.cast("long")
-    denominator = outbound.cast("long") * F.lit(2)
-    hundredths = (numerator - F.pmod(numerator, denominator)) / denominator
-    return F.when(outbound > 0, (hundredths / F.lit(100.0)).cast("double"))
+    quotient = inbound.cast("double") / outbound.cast("double")
+    return F.when(outbound > 0, F.round(quotient * F.lit(100.0), 0) / F.lit(100.0))
 
 
-def with_ratio(results_df: DataFrame, include_ratio: bool = True) -> DataFrame:
-    """Add `Bad_Traffic_Percentage` (a fraction despite its name; null when not requested)."""
+def finish_results(
+    counts_df: DataFrame,
+    *,
+    exclude: Iterable[str] = (),
+    tenant_exclude: Mapping[str, Sequence[str]] | None = None,
+    normalize: bool = False,
+    include_ratio: bool = True,
+) -> DataFrame:
+    """From `count_domains` counts to result rows: exclusions, the inner join, the ratio, KQL's names."""
     ratio = (
         bad_traffic_ratio(F.col("IncomingTeamsMessagesWithThreats"), F.col("OutboundTeamsMessages"))
         if include_ratio
         else F.lit(None).cast("double")
     )
-    return results_df.withColumn("Bad_Traffic_Percentage", ratio)
-
-
-def finalize_results(counts_df: DataFrame, include_ratio: bool = True) -> DataFrame:
-    """From per-(tenant, domain) counts to the result rows: inner join, ratio, output names."""
     return (
-        counts_df.transform(filter_both_sides)
+        counts_df.transform(drop_excluded_domains, exclude, normalize)
+        .transform(drop_tenant_domains, tenant_exclude, normalize)
+        .transform(keep_both_sides)
         .withColumnRenamed("Domain", "SenderFromDomain")
-        .transform(with_ratio, include_ratio)
+        .withColumn("Bad_Traffic_Percentage", ratio)
         .select(*RESULT_COLUMNS)
     )
 
@@ -208,21 +263,26 @@ def hunt(
     events_df: DataFrame,
     *,
     mode: str = "kql",
-    start: datetime | None = None,
-    end: datetime | None = None,
-    exclude_domains: Iterable[str] = (),
     normalize_domains: bool = False,
     count_messages: bool = False,
+    dedupe_edits: bool = False,
+    exclude_domains: Iterable[str] = (),
+    tenant_exclude: Mapping[str, Sequence[str]] | None = None,
     include_ratio: bool = True,
 ) -> DataFrame:
-    """Run the hunt over canonical events; one row per (TenantId, SenderFromDomain), unsorted."""
-    return (
-        events_df.transform(filter_window, start, end)
-        .transform(filter_hunt_rows)
-        .transform(explode_hunt_domains, mode, normalize_domains)
-        .transform(filter_excluded_domains, exclude_domains, normalize_domains)
-        .transform(aggregate_sides, ["TenantId", "Domain"], count_messages)
-        .transform(finalize_results, include_ratio)
+    """The whole hunt over canonical events: one row per (TenantId, SenderFromDomain), unsorted."""
+    return events_df.transform(
+        lambda df: count_domains(
+            df, mode=mode, normalize=normalize_domains, count_messages=count_messages, dedupe_edits=dedupe_edits
+        )
+    ).transform(
+        lambda df: finish_results(
+            df,
+            exclude=exclude_domains,
+            tenant_exclude=tenant_exclude,
+            normalize=normalize_domains,
+            include_ratio=include_ratio,
+        )
     )
 
 
@@ -235,7 +295,7 @@ def sort_results(results_df: DataFrame) -> DataFrame:
     )
 
 
-def _latest_first(among: Column | None = None):
+def _latest_first(among: Column | None = None) -> WindowSpec:
     keys = [F.col("TenantId"), F.col("TeamsMessageId"), utc_day(F.col("Timestamp"))]
     return Window.partitionBy(*keys, *([among] if among is not None else [])).orderBy(
         F.col("EditTime").desc_nulls_last(),
@@ -253,8 +313,3 @@ def with_latest_edit_flag(events_df: DataFrame, name: str = "IsLatestEdit", amon
     value of that column (e.g. good rows apart from quarantined ones).
     """
     return events_df.withColumn(name, F.row_number().over(_latest_first(among)) == F.lit(1))
-
-
-def filter_latest_edits(events_df: DataFrame) -> DataFrame:
-    """Keep only the latest version of each message per UTC day (see `with_latest_edit_flag`)."""
-    return events_df.transform(with_latest_edit_flag, "_latest").filter(F.col("_latest")).drop("_latest")

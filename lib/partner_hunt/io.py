@@ -18,6 +18,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from partner_hunt.config import Config
+
 _IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
 _TABLE_NAME = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER}){{0,2}}$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -450,3 +452,31 @@ def _opens(spark: SparkSession, path: str) -> bool:
         if unreadable_file(exc) is None and "parquet" not in str(exc).lower():
             raise
         return False
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where a run reads and writes; state tables default to siblings of the results table."""
+
+    source: TableRef
+    output: TableRef
+    partials: TableRef
+    run_log: TableRef
+    quarantine: TableRef
+    evidence: TableRef
+    alerts: TableRef
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Locations":
+        """The locations a config names, with unset state tables beside the output."""
+        output = TableRef.parse(config.output)
+        state = config.state
+        return cls(
+            source=TableRef.parse(config.source),
+            output=output,
+            partials=resolve(state.partials, output.sibling("partials")),
+            run_log=resolve(state.run_log, output.sibling("run_log")),
+            quarantine=resolve(state.quarantine, output.sibling("quarantine")),
+            evidence=resolve(state.evidence, output.sibling("evidence")),
+            alerts=resolve(state.alerts, output.sibling("alerts")),
+        )

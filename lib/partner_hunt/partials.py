@@ -14,24 +14,10 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from partner_hunt import hunt
-
-PARTIAL_COLUMNS = (
-    "TenantId",
-    "Day",
-    "Variant",
-    "Mode",
-    "Domain",
-    "OutboundTeamsMessages",
-    "IncomingTeamsMessagesWithThreats",
-    "FirstSeen",
-    "LastSeen",
-)
-
 
 def variant(mode: str, normalize: bool, count_messages: bool, dedupe: bool) -> str:
     """The settings that change daily counts, as one key: partials of different variants never mix."""
@@ -77,28 +63,16 @@ def days_filter(col: Column, days: Iterable[date]) -> Column:
     """
     cond = F.lit(False)
     for first, end in day_ranges(days):
-        cond = cond | ((col >= F.lit(day_start(first))) & (col < F.lit(day_start(end))))
+        cond = cond | hunt.in_window(col, day_start(first), day_start(end))
     return cond
 
 
-def daily_counts(domains_df: DataFrame, count_messages: bool, extra: Iterable[Column] = ()) -> DataFrame:
-    """Per (TenantId, Day, Domain) counts of both sides, with first- and last-seen times.
-
-    Needs the exploded rows of `hunt.explode_hunt_domains` (`TenantId`, `Timestamp`,
-    `TeamsMessageId` when counting messages, `IsOutbound`, `Domain`). Domains are not excluded
-    here: exclusions are applied at roll-up, so that changing them never needs a recompute.
-    `extra` aggregates ride along in the same pass.
-    """
-    return hunt.aggregate_sides(
-        domains_df.withColumn("Day", hunt.utc_day(F.col("Timestamp"))),
-        ["TenantId", "Day", "Domain"],
-        count_messages=count_messages,
-        extra=(F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen"), *extra),
-    )
-
-
 def with_markers(counts_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
-    """`daily_counts` rows (each with a Domain) plus one marker row per computed day, as `PARTIAL_COLUMNS`."""
+    """Daily counts (`hunt.count_domains(by_day=True)`) plus one marker row per computed day.
+
+    Rows with a null `Domain` (rows read but not counted) are not partials and are left out; gives
+    the partials columns up to `LastSeen`.
+    """
     spark = counts_df.sparkSession
     markers = spark.createDataFrame([(d,) for d in sorted(days)], "Day date").select(
         F.lit(None).cast("string").alias("TenantId"),
@@ -110,7 +84,8 @@ def with_markers(counts_df: DataFrame, variant_key: str, mode: str, days: Iterab
         F.lit(None).cast("timestamp").alias("LastSeen"),
     )
     return (
-        counts_df.select(*markers.columns)
+        counts_df.filter(F.col("Domain").isNotNull())
+        .select(*markers.columns)
         .unionByName(markers)
         .select(
             "TenantId",
@@ -123,14 +98,6 @@ def with_markers(counts_df: DataFrame, variant_key: str, mode: str, days: Iterab
             "FirstSeen",
             "LastSeen",
         )
-    )
-
-
-def daily_partials(domains_df: DataFrame, variant_key: str, mode: str, days: Iterable[date]) -> DataFrame:
-    """The partials rows of `days` from exploded rows: `daily_counts` then `with_markers`."""
-    days = list(days)
-    return domains_df.transform(daily_counts, "messages=1" in variant_key).transform(
-        with_markers, variant_key, mode, days
     )
 
 
@@ -153,24 +120,4 @@ def rollup(partials_df: DataFrame, variant_key: str, start: date, end: date) -> 
             F.sum("OutboundTeamsMessages").cast("long").alias("OutboundTeamsMessages"),
             F.sum("IncomingTeamsMessagesWithThreats").cast("long").alias("IncomingTeamsMessagesWithThreats"),
         )
-    )
-
-
-def empty_partials(spark: SparkSession) -> DataFrame:
-    """An empty partials frame, for the first run against a table that does not exist yet."""
-    return spark.createDataFrame(
-        [],
-        T.StructType(
-            [
-                T.StructField("TenantId", T.StringType()),
-                T.StructField("Day", T.DateType()),
-                T.StructField("Variant", T.StringType()),
-                T.StructField("Mode", T.StringType()),
-                T.StructField("Domain", T.StringType()),
-                T.StructField("OutboundTeamsMessages", T.LongType()),
-                T.StructField("IncomingTeamsMessagesWithThreats", T.LongType()),
-                T.StructField("FirstSeen", T.TimestampType()),
-                T.StructField("LastSeen", T.TimestampType()),
-            ]
-        ),
     )

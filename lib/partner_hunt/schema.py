@@ -50,7 +50,6 @@ BAD_RECIPIENTS = "BAD_RECIPIENT_DETAILS"
 BAD_FLAG = "BAD_FLAG"
 MISSING_MESSAGE_ID = "MISSING_TEAMS_MESSAGE_ID"
 MISSING_TENANT = "MISSING_TENANT_ID"
-REASONS = (BAD_TIMESTAMP, MISSING_TENANT, BAD_FLAG, BAD_RECIPIENTS, MISSING_MESSAGE_ID)
 
 ALWAYS_REQUIRED = ("Timestamp", "RecipientDetails", "IsExternalThread", "IsOwnedThread", "ThreatTypes")
 OPTIONAL = ("TenantId", "TeamsMessageId", "ReportId", "SenderEmailAddress", "LastEditedTime")
@@ -322,7 +321,7 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
 
     Needs the columns of `required_columns(req)` (names matched case-insensitively); extra
     columns are ignored. Adds `QuarantineReason` (the first reason that applies, in the order
-    of `REASONS`, or null) and `SourceRecord` (the input row as JSON, on quarantined rows only).
+    such as `BAD_TIMESTAMP`, or null) and `SourceRecord` (the input row as JSON, on quarantined rows only).
     """
     fields = contract_fields(source_df.schema)
 
@@ -386,11 +385,11 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
     )
 
 
-def filter_quarantined(canonical_df: DataFrame) -> DataFrame:
-    """Rows with no quarantine reason, without the quarantine columns."""
+def drop_quarantined(canonical_df: DataFrame) -> DataFrame:
+    """Drop the rows with a quarantine reason, and the quarantine columns."""
     return canonical_df.filter(F.col("QuarantineReason").isNull()).drop("QuarantineReason", "SourceRecord")
 
 
 def filter_bad_rows(canonical_df: DataFrame) -> DataFrame:
-    """Rows with a quarantine reason."""
+    """Keep the rows with a quarantine reason."""
     return canonical_df.filter(F.col("QuarantineReason").isNotNull())

@@ -23,7 +23,7 @@ def results(source_df: DataFrame, mode: str) -> DataFrame:
     req = schema.Requirements(sender=mode == "corrected", message_id=mode == "corrected")
     return (
         source_df.transform(schema.to_canonical, req)
-        .transform(schema.filter_quarantined)
+        .transform(schema.drop_quarantined)
         .transform(hunt.hunt, mode=mode, normalize_domains=mode == "corrected", count_messages=mode == "corrected")
     )
 

@@ -17,7 +17,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import demo, pipeline
+from partner_hunt import backfill, demo, incremental, pipeline
 from partner_hunt.config import config_from_mapping
 from tests.integration.spark_cluster import spark_env
 
@@ -54,7 +54,7 @@ def clean(spark, lake, tmp_path_factory):
     """An uninterrupted six-day backfill of `lake` (batches of three days), computed once: the
     reference the rerun, force and kill-and-resume tests compare with. Tests copy it, never change it."""
     out = tmp_path_factory.mktemp("clean") / "results"
-    report = pipeline.backfill(spark, make_config(lake, out), day(0), day(DAYS), batch_days=3)
+    report = backfill.backfill(spark, make_config(lake, out), day(0), day(DAYS))
     return out, report
 
 
@@ -98,13 +98,13 @@ def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, clean, 
     assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
 
     partials_before = read(spark, str(out) + "_partials", PARTIAL_COLS + ["RunId"]).collect()
-    again = pipeline.backfill(spark, config, day(0), day(DAYS), batch_days=3)
+    again = backfill.backfill(spark, config, day(0), day(DAYS))
     assert again.days_computed == []
     after = read(spark, str(out) + "_partials", PARTIAL_COLS + ["RunId"])
     assert_df_equality(after, spark.createDataFrame(partials_before, after.schema), ignore_row_order=True)
     assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
 
-    forced = pipeline.backfill(spark, config, day(1), day(3), force=True)
+    forced = backfill.backfill(spark, config, day(1), day(3), force=True)
     assert sorted(forced.days_computed) == [day(1), day(2)]
 
     log = spark.read.format("delta").load(str(out) + "_run_log")
@@ -114,7 +114,7 @@ def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, clean, 
 
 def test_trailing_windows_each_equal_a_direct_run(spark, lake, tmp_path):
     out = tmp_path / "results"
-    pipeline.backfill(spark, make_config(lake, out), day(3), day(5), trailing_days=3)
+    backfill.backfill(spark, make_config(lake, out, backfill_trailing_days=3), day(3), day(5))
     windows = {(r.WindowStart.date(), r.WindowEnd.date()) for r in read(spark, out, RESULT_COLS).collect()}
     assert windows == {(day(1), day(4)), (day(2), day(5))}
     last = read(spark, out, RESULT_COLS).filter(F.col("WindowEnd") == F.lit(datetime(2026, 2, 6)))
@@ -127,8 +127,8 @@ def test_incremental_recomputes_only_changed_days_including_late_data(spark, lak
     spark.read.format("delta").load(str(lake)).write.format("delta").save(str(source))
     out = tmp_path / "results"
     window_end = day(DAYS + 1)
-    config = make_config(source, out, end=window_end.isoformat())
-    first = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    config = make_config(source, out, end=window_end.isoformat(), trailing_days=DAYS + 1)
+    first = incremental.run_incremental(spark, config)
     assert sorted(first.days_computed) == [day(i) for i in range(DAYS + 1)]
 
     # One new day lands, plus late data for an old day.
@@ -136,14 +136,14 @@ def test_incremental_recomputes_only_changed_days_including_late_data(spark, lak
     late = demo.generate_events(spark, rows=300, days=1, seed=9, tenants=2, end=datetime(2026, 2, 3, tzinfo=timezone.utc))
     new_day.unionByName(late).write.format("delta").mode("append").save(str(source))
 
-    second = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    second = incremental.run_incremental(spark, config)
     assert sorted(second.days_computed) == [day(1), day(DAYS)]
     total_rows = spark.read.format("delta").load(str(source)).count()
     assert second.rows_read < total_rows / 2
     expected = direct(spark, source, tmp_path / "direct", day(0), window_end)
     assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
 
-    third = pipeline.run_incremental(spark, config, trailing_days=DAYS + 1)
+    third = incremental.run_incremental(spark, config)
     assert third.days_computed == []
     log = spark.read.format("delta").load(str(out) + "_run_log").filter("Command = 'run --incremental'")
     assert sorted(r.SourceVersion for r in log.collect()) == [0, 1, 1]
@@ -155,7 +155,7 @@ def test_concurrent_backfills_of_disjoint_days_both_succeed(spark, lake, tmp_pat
 
     def job(start: date, end: date) -> None:
         try:
-            pipeline.backfill(spark, make_config(lake, out), start, end)
+            backfill.backfill(spark, make_config(lake, out), start, end)
         except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
@@ -172,11 +172,11 @@ def test_concurrent_backfills_of_disjoint_days_both_succeed(spark, lake, tmp_pat
 
 def test_partials_refuse_to_mix_another_source(spark, lake, tmp_path):
     out = tmp_path / "results"
-    pipeline.backfill(spark, make_config(lake, out), day(0), day(1))
+    backfill.backfill(spark, make_config(lake, out), day(0), day(1))
     other = tmp_path / "other"
     spark.read.format("delta").load(str(lake)).limit(10).write.format("delta").save(str(other))
-    with pytest.raises(pipeline.PartialsMismatchError, match="was computed from source"):
-        pipeline.backfill(spark, make_config(other, out), day(0), day(1))
+    with pytest.raises(backfill.PartialsMismatchError, match="was computed from source"):
+        backfill.backfill(spark, make_config(other, out), day(0), day(1))
 
 
 def test_tenants_have_their_own_exclusions(spark, lake, tmp_path):
@@ -222,7 +222,7 @@ def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, clea
     done_before = {r.Day for r in spark.read.format("delta").load(str(partials_table)).filter("Domain IS NULL").collect()}
     assert 0 < len(done_before) < DAYS
     # One batch: what matters is which days the resumed run computes, not how it groups them.
-    resumed = pipeline.backfill(spark, make_config(lake, out), day(0), day(DAYS), batch_days=DAYS)
+    resumed = backfill.backfill(spark, make_config(lake, out, backfill_batch_days=DAYS), day(0), day(DAYS))
     assert sorted(resumed.days_computed) == sorted(set(day(i) for i in range(DAYS)) - done_before)
 
     reference = clean[0]

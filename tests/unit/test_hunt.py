@@ -1,5 +1,6 @@
 """KQL parity of the core, one edge case per test; expected rows are derived by hand from
-../shared/reference/kql-semantics.md, never from the code under test."""
+docs/kql-parity.md, never from the code under test. Every test goes through `hunt.hunt`, which is
+`hunt.count_domains` then `hunt.finish_results`: the functions `run` and the partials call."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import hunt
+from partner_hunt import hunt, quality
+from partner_hunt.tables import RESULTS_DDL, columns
 from tests.conftest import T0, event
 
-RESULT_DDL = (
-    "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, "
-    "IncomingTeamsMessagesWithThreats long, Bad_Traffic_Percentage double"
-)
+# The hunt's own columns: the head of the results table's DDL.
+RESULT_DDL = ", ".join(RESULTS_DDL.split(", ")[:5])
+assert columns(RESULT_DDL) == hunt.RESULT_COLUMNS
 
 
 def expect(spark, *rows):
@@ -135,9 +136,11 @@ def test_owned_thread_threats_count_only_as_outbound(spark, events):
 
 @pytest.mark.parametrize(
     "outbound,inbound_count,ratio",
-    [(8, 1, 0.13), (200, 29, 0.15), (3, 1, 0.33), (3, 2, 0.67), (1, 3, 3.0), (400, 1, 0.0), (200, 1, 0.01)],
+    # 1/8 = 0.125 exactly: 12.5 rounds away from zero. 29/200 is 0.14499999999999999 as a double:
+    # scaled, 14.499999999999998, which rounds to 0.14 (Kusto divides in double precision first).
+    [(8, 1, 0.13), (200, 29, 0.14), (3, 1, 0.33), (3, 2, 0.67), (1, 3, 3.0), (400, 1, 0.0), (200, 1, 0.01)],
 )
-def test_ratio_rounds_half_away_from_zero_in_decimal(spark, events, outbound, inbound_count, ratio):
+def test_ratio_rounds_the_scaled_double_half_away_from_zero(spark, events, outbound, inbound_count, ratio):
     rows = [out(*[f"u{i}@p.com" for i in range(outbound)], msg="o1")]
     rows += [inbound("x@p.com", msg=f"i{i}") for i in range(inbound_count)]
     check(hunt.hunt(events(*rows)), expect(spark, ("p.com", outbound, inbound_count, ratio)))
@@ -169,7 +172,23 @@ def test_window_is_half_open(spark, events):
         inbound("x@p.com", msg="i1", ts=end),
         inbound("y@p.com", msg="i2", ts=start + timedelta(hours=1)),
     )
-    check(hunt.hunt(df, start=start, end=end), expect(spark, ("p.com", 2, 1, 0.5)))
+    windowed = df.transform(quality.filter_canonical_window, start, end)
+    check(hunt.hunt(windowed), expect(spark, ("p.com", 2, 1, 0.5)))
+
+
+def test_tenant_exclusions_drop_a_domain_for_that_tenant_only(spark, events):
+    df = events(
+        out("a@t1.com", "b@p.com", msg="o1", tenant="t1"),
+        inbound("x@t1.com", "y@p.com", msg="i1", tenant="t1"),
+        out("a@t1.com", msg="o2", tenant="t2"),
+        inbound("x@t1.com", msg="i2", tenant="t2"),
+    )
+    expected = spark.createDataFrame(
+        [("t1", "p.com", 1, 1, 1.0), ("t2", "t1.com", 1, 1, 1.0)], RESULT_DDL
+    )
+    check(hunt.hunt(df, tenant_exclude={"t1": ["t1.com"]}), expected)
+    # Normalised like the domains when normalisation is on.
+    check(hunt.hunt(df, normalize_domains=True, tenant_exclude={"t1": [" T1.COM."]}), expected)
 
 
 def test_tenants_are_counted_separately(spark, events):
@@ -227,9 +246,31 @@ def test_latest_edit_is_kept(spark, events):
         out("a@p.com", msg="o1", report="r1"),
         out("a@p.com", "b@q.com", msg="o1", report="r2", edit=later),
         out("c@q.com", msg="o2"),
+        inbound("x@p.com", msg="i1"),
+        inbound("y@q.com", msg="i2"),
     )
-    kept = df.transform(hunt.filter_latest_edits).select("ReportId")
-    check(kept, df.sparkSession.createDataFrame([("r2",), ("r-o2",)], "ReportId string"))
+    # Only r2, the later version of o1, counts: p.com once, q.com from r2 and o2.
+    check(hunt.hunt(df, dedupe_edits=True), expect(spark, ("p.com", 1, 1, 1.0), ("q.com", 2, 1, 0.5)))
+    check(hunt.hunt(df), expect(spark, ("p.com", 2, 1, 0.5), ("q.com", 2, 1, 0.5)))
+
+
+def test_quarantined_rows_are_read_and_counted_but_never_hunted(spark, events):
+    df = events(
+        out("a@p.com", msg="o1"),
+        out("b@p.com", msg="o2"),
+        inbound("x@p.com", msg="i1"),
+        inbound("y@p.com", msg="i2"),
+        event(to=["z@p.com"], owned=False, external=False, msg="n1"),
+    ).withColumn("QuarantineReason", F.when(F.col("TeamsMessageId").isin("o2", "i2"), F.lit("BAD_FLAG")))
+    counts = hunt.count_domains(df).select("Domain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats", *hunt.ACCOUNTING)
+    # p.com: o1 and i1 only. The null-Domain group holds the rows that yield no domain: o2 and i2
+    # (quarantined) and n1 (internal). Every row is read once; two were quarantined.
+    expected = spark.createDataFrame(
+        [("p.com", 1, 1, 2, 2, 0), (None, 0, 0, 0, 3, 2)],
+        "Domain string, OutboundTeamsMessages long, IncomingTeamsMessagesWithThreats long, "
+        "RecipientRows long, RowsRead long, RowsQuarantined long",
+    )
+    check(counts, expected)
 
 
 def test_sort_is_descending_with_domain_tie_break(spark, events):
@@ -265,7 +306,7 @@ def test_accounting_explode_keeps_one_row_for_every_row_that_yields_no_domain(sp
         out("e@p.com", msg="q1"),  # stands for a quarantined row: excluded by `counted`
     )
     counted = hunt.is_hunt_row() & (df["TeamsMessageId"] != "q1")
-    actual = hunt.explode_hunt_domains(df, counted=counted).select(
+    actual = hunt.explode_hunt_domains(df, "kql", False, counted).select(
         "TeamsMessageId", "IsOutbound", "Domain", hunt.FIRST_OF_ROW
     )
     expected = spark.createDataFrame(

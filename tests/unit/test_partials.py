@@ -8,7 +8,7 @@ from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partner_hunt import hunt, partials
+from partner_hunt import hunt, partials, quality
 from tests.conftest import event
 
 BASE = date(2026, 3, 1)
@@ -18,19 +18,22 @@ RESULT_DDL = (
 )
 
 
-def via_partials(events_df, start, end, mode="kql", normalize=False, count_messages=False, exclude=()):
-    """The partials path, composed from the pure transforms the backfill uses."""
-    key = partials.variant(mode, normalize, count_messages, False)
-    days = partials.days_between(BASE - timedelta(days=1), BASE + timedelta(days=8))
-    daily = (
-        events_df.transform(hunt.filter_hunt_rows)
-        .transform(hunt.explode_hunt_domains, mode, normalize)
-        .transform(partials.daily_partials, key, mode, days)
+def daily_partials(events_df, mode, normalize, count_messages, dedupe, days):
+    """The partials rows of `days`, through the calls `backfill.compute_days` makes."""
+    key = partials.variant(mode, normalize, count_messages, dedupe)
+    counts_df = hunt.count_domains(
+        events_df, mode=mode, normalize=normalize, count_messages=count_messages, dedupe_edits=dedupe, by_day=True
     )
-    return (
-        partials.rollup(daily, key, start, end)
-        .transform(hunt.filter_excluded_domains, exclude, normalize)
-        .transform(hunt.finalize_results, True)
+    return counts_df.transform(partials.with_markers, key, mode, days)
+
+
+def via_partials(events_df, start, end, mode="kql", normalize=False, count_messages=False, dedupe=False, exclude=()):
+    """A window rolled up from daily partials, as `backfill.write_window_reports` does it."""
+    key = partials.variant(mode, normalize, count_messages, dedupe)
+    days = partials.days_between(BASE - timedelta(days=1), BASE + timedelta(days=8))
+    daily = daily_partials(events_df, mode, normalize, count_messages, dedupe, days)
+    return partials.rollup(daily, key, start, end).transform(
+        lambda df: hunt.finish_results(df, exclude=exclude, normalize=normalize)
     )
 
 
@@ -58,11 +61,7 @@ def test_daily_partials_have_one_marker_per_day_and_first_last_seen(spark, event
         event(to=["c@p.com"], owned=True, msg="o2", ts=t + timedelta(hours=3)),
     )
     key = partials.variant("kql", False, False, False)
-    daily = (
-        df.transform(hunt.filter_hunt_rows)
-        .transform(hunt.explode_hunt_domains, "kql", False)
-        .transform(partials.daily_partials, key, "kql", [BASE, BASE + timedelta(days=1)])
-    )
+    daily = daily_partials(df, "kql", False, False, False, [BASE, BASE + timedelta(days=1)])
     expected = spark.createDataFrame(
         [
             ("t1", BASE, key, "kql", "p.com", 3, 0, t, t + timedelta(hours=3)),
@@ -95,25 +94,27 @@ EVENT = st.tuples(
 @given(
     rows=st.lists(EVENT, min_size=1, max_size=14),
     window=st.tuples(st.integers(0, 6), st.integers(1, 7)).filter(lambda w: w[0] < w[1]),
-    variant=st.sampled_from([("kql", False, False), ("corrected", True, True), ("kql", False, True)]),
+    variant=st.sampled_from([("kql", False, False, False), ("corrected", True, True, True), ("kql", False, True, False)]),
 )
 def test_property_any_window_from_partials_equals_direct(spark, events, rows, window, variant):
-    mode, normalize, count_messages = variant
+    mode, normalize, count_messages, dedupe = variant
     df = events(
         *[
             event(
                 to=to, external=ext, owned=own, threats=thr, sender=snd, msg=f"m{mid}", tenant=ten,
-                ts=datetime(2026, 3, 1 + d, h, tzinfo=timezone.utc),
+                ts=datetime(2026, 3, 1 + d, h, tzinfo=timezone.utc), report=f"r{i}",
             )
-            for to, ext, own, thr, snd, d, h, ten, mid in rows
+            # A unique ReportId per row, as in real data: it settles which edit is the latest.
+            for i, (to, ext, own, thr, snd, d, h, ten, mid) in enumerate(rows)
         ]
     )
     start, end = BASE + timedelta(days=window[0]), BASE + timedelta(days=window[1])
     direct = hunt.hunt(
-        df, mode=mode, start=partials.day_start(start), end=partials.day_start(end),
-        normalize_domains=normalize, count_messages=count_messages, exclude_domains=["contoso.com"],
+        df.transform(quality.filter_canonical_window, partials.day_start(start), partials.day_start(end)),
+        mode=mode, normalize_domains=normalize, count_messages=count_messages, dedupe_edits=dedupe,
+        exclude_domains=["contoso.com"],
     )
-    rolled = via_partials(df, start, end, mode, normalize, count_messages, exclude=["contoso.com"])
+    rolled = via_partials(df, start, end, mode, normalize, count_messages, dedupe, exclude=["contoso.com"])
     assert_df_equality(rolled, direct, ignore_row_order=True, ignore_nullable=True)
 
 

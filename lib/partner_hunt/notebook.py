@@ -1,0 +1,65 @@
+"""Helpers for the hunting notebook: a config from widget values, and reads of one run's outputs."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from partner_hunt import alerts, io
+from partner_hunt.config import Config, load_config
+from partner_hunt.runlog import RunReport
+
+
+def notebook_config(
+    source: str,
+    output: str,
+    start: str | None = None,
+    end: str | None = None,
+    mode: str = "kql",
+    top: int = 10,
+    config_path: str | None = None,
+) -> Config:
+    """A validated config for a notebook: the YAML file if given, then these values on top."""
+    return load_config(
+        config_path,
+        {"source": source, "output": output, "hunt.start": start or None, "hunt.end": end or None, "hunt.mode": mode, "hunt.top": top},
+    )
+
+
+def focus_domain(report: RunReport, domain: str | None = None) -> tuple[str | None, str] | None:
+    """(TenantId, domain) worth a closer look: `domain` if given, else the top alert's, else the
+    top result's by inbound threats. The tenant is None when `domain` is in no shown row."""
+    outputs = report.analyst_outputs
+    shown = [*(outputs.top_alerts if outputs else []), *report.top_rows]
+    if domain:
+        tenants = [r["TenantId"] for r in shown if r["SenderFromDomain"] == domain]
+        return (tenants[0] if tenants else None), domain
+    if outputs and outputs.top_alerts:
+        top = outputs.top_alerts[0]
+        return top["TenantId"], top["SenderFromDomain"]
+    if report.top_rows:
+        top = max(report.top_rows, key=lambda r: (r["IncomingTeamsMessagesWithThreats"], r["OutboundTeamsMessages"]))
+        return top["TenantId"], top["SenderFromDomain"]
+    return None
+
+
+def read_evidence(spark: SparkSession, report: RunReport, tenant: str | None = None, domain: str | None = None) -> DataFrame:
+    """The evidence rows of the report's window, optionally of one (tenant, domain)."""
+    evidence_df = io.read_window_rows(spark, report.locations.evidence, report.window_key())
+    if tenant is not None:
+        evidence_df = evidence_df.filter(F.col("TenantId") == F.lit(tenant))
+    if domain is not None:
+        evidence_df = evidence_df.filter(F.col("SenderFromDomain") == F.lit(domain))
+    return evidence_df
+
+
+def daily_trend(spark: SparkSession, report: RunReport, tenant: str | None, domain: str) -> list[Row]:
+    """(Day, OutboundTeamsMessages, IncomingTeamsMessagesWithThreats) of one domain, by day."""
+    trend_df = read_evidence(spark, report, tenant, domain).select(F.inline("DailyCounts")).orderBy("Day")
+    # Bounded: one row per day of the window.
+    return trend_df.collect()
+
+
+def read_alerts(spark: SparkSession, report: RunReport) -> DataFrame:
+    """The alert rows of the report's window, most severe first."""
+    return io.read_window_rows(spark, report.locations.alerts, report.window_key()).transform(alerts.sort_alerts)

@@ -1,0 +1,165 @@
+"""A run's analyst outputs: the evidence table and the alerts (Delta, and OCSF JSON Lines).
+
+Orchestration below the commands: it decides what to read and write for one window and calls
+the pure transforms of `evidence.py` and `alerts.py`; every table read and write goes through
+`io.py`. Both tables are keyed on the window, so reruns replace or update, never duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from partner_hunt import alerts, evidence, hunt, io
+from partner_hunt.config import Config
+from partner_hunt.runlog import AnalystOutputs, RunReport
+
+Window = tuple[datetime | None, datetime | None]
+
+
+def window_key(mode: str, window: Window) -> dict[str, object]:
+    """The columns that identify one window's rows in the results, evidence and alerts tables."""
+    return {"WindowStart": window[0], "WindowEnd": window[1], "Mode": mode}
+
+
+def jsonl_location(config: Config, output: io.TableRef) -> str | None:
+    """`alerts.jsonl`, else a folder beside a path output; None for a catalog output with no path set."""
+    if config.alerts.jsonl:
+        return config.alerts.jsonl
+    return output.sibling("alerts_jsonl").location if output.is_path else None
+
+
+def jsonl_window_folder(window: Window) -> str:
+    """The partition value naming a window in the JSON Lines folder, e.g. 20260301T000000Z_20260308T000000Z."""
+
+    def bound(value: datetime | None) -> str:
+        return value.strftime("%Y%m%dT%H%M%SZ") if value else "open"
+
+    return f"{bound(window[0])}_{bound(window[1])}"
+
+
+def write_results(results_df: DataFrame, report: RunReport, predicate: str, top: int) -> list[Row]:
+    """Replace the rows `predicate` selects in the results table; return the top rows to show."""
+    io.replace_where(results_df, report.locations.output, predicate)
+    # Bounded: at most `top` rows of an aggregate, for the terminal table.
+    return results_df.transform(hunt.sort_results).limit(top).collect() if top else []
+
+
+def write_outputs(
+    spark: SparkSession,
+    config: Config,
+    report: RunReport,
+    window: Window,
+    events_df: DataFrame | None,
+    results_df: DataFrame,
+) -> AnalystOutputs:
+    """Write the evidence and the alerts of one window just written to the results table.
+
+    `events_df` is the window's canonical events (None skips the evidence, e.g. for results rolled
+    up from daily partials); `results_df` is the window's results rows, with the results table's
+    columns.
+    """
+    outputs = AnalystOutputs()
+    if config.evidence.enabled and events_df is not None:
+        _write_evidence(config, report, window, events_df, results_df)
+        outputs.evidence = str(report.locations.evidence)
+        outputs.evidence_rows = report.result_rows
+    elif config.evidence.enabled:
+        outputs.notes.append("evidence not written: it needs the raw events of the window (use `run`)")
+    if config.alerts.enabled:
+        _write_alerts(spark, config, report, window, results_df, outputs)
+    return outputs
+
+
+def _write_evidence(
+    config: Config, report: RunReport, window: Window, events_df: DataFrame, results_df: DataFrame
+) -> None:
+    h = config.hunt
+    evidence_df = evidence.evidence_from_events(
+        events_df,
+        results_df,
+        mode=h.mode,
+        normalize=h.effective_normalize_domains,
+        dedupe_edits=h.effective_dedupe_edits,
+        count_messages=h.effective_count_messages,
+        sample_size=config.evidence.sample_size,
+        include_senders=config.evidence.include_sender_addresses,
+    )
+    key = window_key(report.mode, window)
+    io.replace_where(evidence_df, report.locations.evidence, io.equality_predicate(key))
+
+
+def _baseline(
+    spark: SparkSession, config: Config, report: RunReport, window: Window, notes: list[str]
+) -> tuple[DataFrame | None, float | None]:
+    """The spike rule's per-domain baseline and the window's length in days, or (None, None) and a note."""
+    settings = config.alerts
+    if settings.spike_factor is None:
+        return None, None
+    start, end = window
+    if start is None or end is None:
+        notes.append("spike rule skipped: it needs a window with both --start and --end")
+        return None, None
+    if not io.table_exists(spark, report.locations.partials):
+        notes.append(f"spike rule skipped: no daily partials at {report.locations.partials} (run `backfill` first)")
+        return None, None
+    partials_df = io.read_table(spark, report.locations.partials)
+    base_end = start.date()
+    base_start = base_end - timedelta(days=settings.spike_baseline_days)
+    # One row: the number of baseline days that were computed.
+    days = int(alerts.covered_days(partials_df, report.variant, base_start, base_end).collect()[0]["Days"])
+    if days < settings.spike_min_baseline_days:
+        notes.append(
+            f"spike rule skipped: partials cover {days} of the {settings.spike_baseline_days} days before "
+            f"the window (alerts.spike_min_baseline_days={settings.spike_min_baseline_days})"
+        )
+        return None, None
+    window_days = (end - start).total_seconds() / 86_400
+    return alerts.baseline_rates(partials_df, report.variant, base_start, base_end, days), window_days
+
+
+def _write_alerts(
+    spark: SparkSession,
+    config: Config,
+    report: RunReport,
+    window: Window,
+    results_df: DataFrame,
+    outputs: AnalystOutputs,
+) -> None:
+    settings = config.alerts
+    baseline_df, window_days = _baseline(spark, config, report, window, outputs.notes)
+    alerts_df = alerts.build_alerts(
+        results_df,
+        raised_at=report.started_at,
+        run_id=report.run_id,
+        baseline_df=baseline_df,
+        window_days=window_days,
+        min_inbound_threats=settings.min_inbound_threats,
+        min_ratio=settings.min_ratio,
+        ratio_min_inbound=settings.ratio_min_inbound,
+        spike_factor=settings.spike_factor,
+        spike_min_inbound=settings.spike_min_inbound,
+        high_inbound_threats=settings.high_inbound_threats,
+    )
+    ref = report.locations.alerts
+    io.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
+    outputs.alerts = str(ref)
+    # Read back so that re-raised alerts carry their stored first-raised time.
+    raised_df = io.read_window_rows(spark, ref, window_key(report.mode, window)).filter(
+        F.col("RunId") == F.lit(report.run_id)
+    )
+    # Bounded: one row per alert of one window, at most the window's results rows.
+    outputs.alerts_raised = raised_df.count()
+    top = config.hunt.top
+    outputs.top_alerts = raised_df.transform(alerts.sort_alerts).limit(top).collect() if top else []
+    folder = jsonl_location(config, report.locations.output)
+    if folder is None:
+        outputs.notes.append("alert JSON Lines not written: set alerts.jsonl for a catalog-table output")
+    elif outputs.alerts_raised:
+        ocsf_df = raised_df.transform(alerts.to_ocsf).withColumns(
+            {"mode": F.lit(report.mode), "window": F.lit(jsonl_window_folder(window))}
+        )
+        io.write_jsonl(ocsf_df, folder, partition_by=["mode", "window"])
+        outputs.alerts_jsonl = f"{folder}/mode={report.mode}/window={jsonl_window_folder(window)}"

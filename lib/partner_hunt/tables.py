@@ -1,0 +1,85 @@
+"""The tables partner-hunt writes: one DDL string each, imported by the code and the tests alike.
+
+Columns we add follow Microsoft's PascalCase; the results keep the KQL output names.
+"""
+
+from __future__ import annotations
+
+RESULT_COLUMNS = (
+    "TenantId",
+    "SenderFromDomain",
+    "OutboundTeamsMessages",
+    "IncomingTeamsMessagesWithThreats",
+    "Bad_Traffic_Percentage",
+)
+
+# The hunt's rows (RESULT_COLUMNS) plus the window and the run that wrote them.
+RESULTS_DDL = (
+    "TenantId string, SenderFromDomain string, OutboundTeamsMessages bigint, "
+    "IncomingTeamsMessagesWithThreats bigint, Bad_Traffic_Percentage double, "
+    "WindowStart timestamp, WindowEnd timestamp, Mode string, RunId string, ComputedAt timestamp"
+)
+
+PARTIALS_DDL = (
+    "TenantId string, Day date, Variant string, Mode string, Domain string, "
+    "OutboundTeamsMessages bigint, IncomingTeamsMessagesWithThreats bigint, "
+    "FirstSeen timestamp, LastSeen timestamp, Source string, SourceVersion bigint, "
+    "RunId string, ComputedAt timestamp"
+)
+
+RUN_LOG_DDL = (
+    "RunId string, Command string, ConfigHash string, Status string, Error string, "
+    "StartedAt timestamp, FinishedAt timestamp, DurationSeconds double, Source string, "
+    "SourceVersion bigint, Output string, Mode string, Variant string, "
+    "WindowStart timestamp, WindowEnd timestamp, DaysComputed array<date>, RowsRead bigint, "
+    "RowsUsed bigint, RowsQuarantined bigint, QuarantineByReason map<string,bigint>, "
+    "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>"
+)
+
+QUARANTINE_DDL = (
+    "RunId string, QuarantinedAt timestamp, Source string, Reason string, TenantId string, "
+    "Timestamp timestamp, TeamsMessageId string, ReportId string, SourceRecord string"
+)
+
+EVIDENCE_DDL = (
+    "TenantId string, SenderFromDomain string, WindowStart timestamp, WindowEnd timestamp, "
+    "Mode string, OutboundTeamsMessages bigint, IncomingTeamsMessagesWithThreats bigint, "
+    "Bad_Traffic_Percentage double, FirstThreatSeen timestamp, LastThreatSeen timestamp, "
+    "DistinctThreatMessages bigint, DistinctSenders bigint, "
+    "ThreatTypeCounts array<struct<ThreatType:string,Count:bigint>>, "
+    "InboundSenderDomains array<struct<Domain:string,Count:bigint>>, "
+    "SampleTeamsMessageIds array<string>, SenderAddresses array<string>, "
+    "DailyCounts array<struct<Day:date,OutboundTeamsMessages:bigint,IncomingTeamsMessagesWithThreats:bigint>>, "
+    "RunId string, ComputedAt timestamp"
+)
+
+ALERTS_DDL = (
+    "AlertId string, TenantId string, SenderFromDomain string, WindowStart timestamp, "
+    "WindowEnd timestamp, Mode string, OutboundTeamsMessages bigint, "
+    "IncomingTeamsMessagesWithThreats bigint, Bad_Traffic_Percentage double, "
+    "BaselineDailyThreats double, Reasons array<string>, SeverityId int, Severity string, "
+    "RuleId string, RuleName string, MitreTechnique string, MitreTactic string, "
+    "FirstRaisedAt timestamp, LastRaisedAt timestamp, RunId string"
+)
+
+
+def columns(ddl: str) -> tuple[str, ...]:
+    """The column names of a DDL string, in order (commas inside `<...>` do not split)."""
+    names, depth, start = [], 0, 0
+    for i, ch in enumerate(ddl + ","):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            names.append(ddl[start:i].strip().split(" ", 1)[0])
+            start = i + 1
+    return tuple(names)
+
+
+RESULTS_COLUMNS = columns(RESULTS_DDL)
+PARTIALS_COLUMNS = columns(PARTIALS_DDL)
+RUN_LOG_COLUMNS = columns(RUN_LOG_DDL)
+QUARANTINE_COLUMNS = columns(QUARANTINE_DDL)
+EVIDENCE_COLUMNS = columns(EVIDENCE_DDL)
+ALERT_COLUMNS = columns(ALERTS_DDL)
