@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from partner_hunt import __version__
 from partner_hunt.config import Config, ConfigError, load_config
@@ -218,7 +219,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     lake = Path(config.demo.lake).resolve()
-    config = replace(config, source=str(lake / "message_events"), output=str(lake / "partner_hunt_results"))
+    # The demo organisation excludes its own domain as a real user would; the published query's
+    # recipient-side inbound would otherwise put it on top (see `--mode corrected` and `diff`).
+    own = tuple(dict.fromkeys((*config.hunt.exclude_domains, demo.OWN_DOMAIN)))
+    config = replace(
+        config,
+        source=str(lake / "message_events"),
+        output=str(lake / "partner_hunt_results"),
+        hunt=replace(config.hunt, exclude_domains=own),
+    )
     spark = _session(config)
     report.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
     events_df = demo.generate_events(
@@ -227,6 +236,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     io.overwrite(demo.in_arrival_order(events_df, config.demo.days), io.TableRef.parse(config.source))
     result = pipeline.run(spark, config, command="demo")
     report.print_run(result, config)
+    report.say(
+        f"The demo organisation's own domain {demo.OWN_DOMAIN} is excluded (hunt.exclude_domains), as you would "
+        "exclude yours; `partner-hunt diff` shows what the published query's kql mode and corrected mode see."
+    )
     return 0
 
 

@@ -8,10 +8,10 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Callable, Iterable, Iterator, Mapping
 from urllib.parse import unquote
 
 from pyspark.errors import AnalysisException
@@ -45,7 +45,7 @@ class TableRef:
     is_path: bool
 
     @classmethod
-    def parse(cls, text: str) -> "TableRef":
+    def parse(cls, text: str) -> TableRef:
         """Paths contain `/` (or a scheme such as `abfss:`); anything else must be a table name."""
         text = text.strip()
         if _URI.match(text):
@@ -59,7 +59,7 @@ class TableRef:
             f"'{text}' is neither a path (it has no '/') nor a table name like catalog.schema.table"
         )
 
-    def sibling(self, suffix: str) -> "TableRef":
+    def sibling(self, suffix: str) -> TableRef:
         """A state table beside this one: `<path>_<suffix>` folder, or `<name>_<suffix>` table."""
         if self.is_path:
             return TableRef(self.location.rstrip("/") + f"_{suffix}", True)
@@ -467,7 +467,7 @@ class Locations:
     alerts: TableRef
 
     @classmethod
-    def from_config(cls, config: Config) -> "Locations":
+    def from_config(cls, config: Config) -> Locations:
         """The locations a config names, with unset state tables beside the output."""
         output = TableRef.parse(config.output)
         state = config.state

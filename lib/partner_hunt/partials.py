@@ -11,13 +11,14 @@ for a day with no traffic at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from partner_hunt import hunt
+
 
 def variant(mode: str, normalize: bool, count_messages: bool, dedupe: bool) -> str:
     """The settings that change daily counts, as one key: partials of different variants never mix."""

@@ -172,7 +172,7 @@ class DayProgress:
         )
         self._task = None
 
-    def __enter__(self) -> "DayProgress":
+    def __enter__(self) -> DayProgress:
         self._progress.__enter__()
         return self
 

@@ -17,6 +17,7 @@ than the whole scan, see docs/performance.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -277,7 +278,7 @@ def _recipients(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
     from_array = F.transform(elements, lambda e: F.get_json_object(e, "$.RecipientSmtpAddress"))
     # A single object: mv-expand's default kind=bag gives one row per key, and only the
     # RecipientSmtpAddress key carries an address.
-    bag = F.from_json(text, T.MapType(T.StringType(), T.StringType()))
+    bag = F.from_json(text, "map<string,string>")
     from_bag = F.transform(
         F.map_entries(bag), lambda e: F.when(e["key"] == F.lit("RecipientSmtpAddress"), e["value"])
     )

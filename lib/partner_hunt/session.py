@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Mapping
+from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
