@@ -82,3 +82,50 @@ def test_missing_config_file_and_bad_yaml(tmp_path):
     bad.write_text("hunt: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_a_yaml_window_is_replaced_by_a_flag_window_as_a_whole(tmp_path):
+    """Flags are merged before validation: a March window replaces a January-February one."""
+    path = tmp_path / "c.yml"
+    path.write_text("hunt:\n  start: 2026-01-01\n  end: 2026-02-01\n")
+    args = build_parser().parse_args(["run", "--config", str(path), "--start", "2026-03-01", "--end", "2026-04-01"])
+    config = resolve_config(args)
+    assert (config.hunt.start, config.hunt.end) == (
+        datetime(2026, 3, 1, tzinfo=timezone.utc),
+        datetime(2026, 4, 1, tzinfo=timezone.utc),
+    )
+    # A flag end before the YAML start is still refused, naming both keys.
+    bad = build_parser().parse_args(["run", "--config", str(path), "--end", "2025-12-01"])
+    with pytest.raises(ConfigError, match="must be after hunt.start"):
+        resolve_config(bad)
+
+
+def test_backfill_trailing_days_flag_and_key_are_one_setting(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("hunt:\n  backfill_trailing_days: 7\n  trailing_days: 90\n")
+    from_yaml = resolve_config(build_parser().parse_args(["backfill", "--config", str(path)]))
+    assert (from_yaml.hunt.backfill_trailing_days, from_yaml.hunt.trailing_days) == (7, 90)
+    from_flag = resolve_config(build_parser().parse_args(["backfill", "--config", str(path), "--trailing-days", "3"]))
+    assert (from_flag.hunt.backfill_trailing_days, from_flag.hunt.trailing_days) == (3, 90)
+    refresh = resolve_config(build_parser().parse_args(["run", "--config", str(path), "--trailing-days", "30"]))
+    assert (refresh.hunt.backfill_trailing_days, refresh.hunt.trailing_days) == (7, 30)
+
+
+@pytest.mark.parametrize("text", ["yes", "on", "off", "no", "y"])
+def test_yaml_1_1_booleans_are_strings(tmp_path, text):
+    path = tmp_path / "c.yml"
+    path.write_text(f"hunt:\n  include_ratio: {text}\n")
+    with pytest.raises(ConfigError, match=f"hunt.include_ratio: expected true or false, got '{text}'"):
+        load_config(path)
+
+
+def test_a_tenant_named_on_stays_a_tenant(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("tenants:\n  exclude_domains: {on: [a.com], 'True': [b.com]}\n")
+    assert dict(load_config(path).tenants.exclude_domains) == {"on": ("a.com",), "True": ("b.com",)}
+
+
+def test_diff_has_no_mode_flag():
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["diff", "--mode", "kql"])
+    assert exited.value.code == 2

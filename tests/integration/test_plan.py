@@ -1,16 +1,19 @@
 """The production plan: one scan of the source, only the needed nested field, and results equal to
 the naive two-scan translation (benchmarks/naive.py) on edge-case rows. Expected rows are derived by
-hand from ../shared/reference/kql-semantics.md."""
+hand from docs/kql-parity.md."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
+
 from chispa import assert_df_equality
 
 from benchmarks.bench import bench_config, run_query, source_scans
 from benchmarks.naive import naive_hunt
+
+pytestmark = pytest.mark.integration
 
 SOURCE_DDL = (
     "TenantId string, Timestamp timestamp, TeamsMessageId string, SenderEmailAddress string, "
