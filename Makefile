@@ -14,7 +14,7 @@ java:
 $(STAMP): pyproject.toml
 	@[ -x "$(BIN)/python" ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[local,test]"
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 demo: java $(STAMP)
@@ -27,7 +27,7 @@ test-fast: java $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not cluster"
 
 bench: java $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python -m pip install -q -e ".[local,test,bench]"
 	$(BIN)/python benchmarks/bench.py
 
 clean:

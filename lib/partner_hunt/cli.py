@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,33 @@ DEFAULT_CONFIG = Path("conf/local.yml")
 # Problems a user can fix: reported in one line, no stack trace.
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A stderr handler that follows `sys.stderr` when it is replaced (test capture, notebooks)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """The job's own lines go to stderr through `logging` at INFO, with time and level: a driver log keeps them."""
+    logger = logging.getLogger("partner_hunt")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    # Our handler writes every line once; a runtime's root handlers would repeat them.
+    logger.propagate = False
 
 
 class UserError(Exception):
@@ -59,6 +87,10 @@ def _add_hunt_options(parser: argparse.ArgumentParser) -> None:
     _bool_flag(parser, "skip-corrupt-files", "skip unreadable source data files and list them (config quality.skip_corrupt_files)")
 
 
+def _add_job_run_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--job-run-id", help="the scheduler's run id, recorded in the run log (Databricks: {{job.run_id}})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -76,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute only the days whose source data changed (daily partials), then refresh the trailing window",
     )
     run.add_argument("--trailing-days", type=int, help="trailing window length for --incremental (config hunt.trailing_days)")
+    _add_job_run_id(run)
     run.set_defaults(handler=cmd_run)
 
     backfill = sub.add_parser("backfill", help="compute missing daily partials over [start, end) and write the report")
@@ -87,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write one window of N days ending on each day, instead of one [start, end) window",
     )
     backfill.add_argument("--batch-days", type=int, help="days per commit (config hunt.backfill_batch_days)")
+    _add_job_run_id(backfill)
     backfill.set_defaults(handler=cmd_backfill)
 
     diff = sub.add_parser(
@@ -168,12 +202,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             with report.DayProgress("incremental") as progress:
                 result = pipeline.run_incremental(
-                    spark, config, trailing_days=config.hunt.trailing_days, on_batch=progress.advance
+                    spark, config, trailing_days=config.hunt.trailing_days, on_batch=progress.advance,
+                    job_run_id=args.job_run_id,
                 )
         except ValueError as exc:
             raise UserError(f"run --incremental: {exc}") from None
     else:
-        result = pipeline.run(spark, config, command="run")
+        result = pipeline.run(spark, config, command="run", job_run_id=args.job_run_id)
     report.print_run(result, config)
     if result.skipped_files:
         report.say(f"skipped {len(result.skipped_files)} unreadable source file(s): {', '.join(result.skipped_files)}")
@@ -203,6 +238,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             trailing_days=args.trailing_days,
             batch_days=config.hunt.backfill_batch_days,
             on_batch=progress.advance,
+            job_run_id=args.job_run_id,
         )
     report.print_run(result, config)
     return 0
@@ -238,10 +274,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `partner-hunt` console command."""
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code (0 ok, 1 unexpected failure, 2 user error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -261,5 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `partner-hunt` console command and of a Databricks python_wheel_task.
+
+    A wheel task calls this and ignores what it returns, so a failure must raise SystemExit.
+    """
+    code = run_cli(argv)
+    if code:
+        raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

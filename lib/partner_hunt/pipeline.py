@@ -77,6 +77,8 @@ class RunReport:
     finished_at: datetime | None = None
     skipped_files: list[str] = field(default_factory=list)
     analyst_outputs: analyst.AnalystOutputs | None = None
+    # The scheduler's id of the run that started us (Databricks `{{job.run_id}}`), to find its log.
+    job_run_id: str | None = None
 
     @property
     def rows_used(self) -> int:
@@ -113,6 +115,7 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("RecipientRowsExploded", T.LongType()),
         T.StructField("ResultRows", T.LongType()),
         T.StructField("SkippedFiles", T.ArrayType(T.StringType())),
+        T.StructField("JobRunId", T.StringType()),
     ]
 )
 
@@ -312,14 +315,18 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.recipient_rows,
         report.result_rows,
         list(report.skipped_files),
+        report.job_run_id,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_SCHEMA), report.locations.run_log)
 
 
-def _tracked(spark: SparkSession, config: Config, command: str, body: Callable[[RunReport], None]) -> RunReport:
+def _tracked(
+    spark: SparkSession, config: Config, command: str, body: Callable[[RunReport], None], job_run_id: str | None = None
+) -> RunReport:
     """Run `body` with a fresh report; always append the run log, with the error on failure."""
     locations = Locations.from_config(config)
     report = new_report(config, command, locations)
+    report.job_run_id = job_run_id
     skip = config.quality.skip_corrupt_files
     try:
         # Unreadable source files fail naming the file, or are skipped and listed.
@@ -439,9 +446,9 @@ def _write_results(results_df: DataFrame, report: RunReport, config: Config, pre
     report.top_rows = results_df.transform(hunt.sort_results).limit(top).collect() if top else []
 
 
-def run(spark: SparkSession, config: Config, command: str = "run") -> RunReport:
+def run(spark: SparkSession, config: Config, command: str = "run", job_run_id: str | None = None) -> RunReport:
     """Run the hunt over the configured window from the raw source and write results and logs."""
-    return _tracked(spark, config, command, lambda report: _run(spark, config, report))
+    return _tracked(spark, config, command, lambda report: _run(spark, config, report), job_run_id)
 
 
 def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
@@ -613,6 +620,7 @@ def backfill(
     trailing_days: int | None = None,
     batch_days: int = 1,
     on_batch: Callable[[list[date], int, int], None] | None = None,
+    job_run_id: str | None = None,
 ) -> RunReport:
     """Compute the missing daily partials of `[start, end)`, then write the window report(s).
 
@@ -644,7 +652,7 @@ def backfill(
             windows = [(start, end)]
         write_window_reports(spark, config, report, windows)
 
-    return _tracked(spark, config, "backfill", body)
+    return _tracked(spark, config, "backfill", body, job_run_id)
 
 
 def last_incremental_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
@@ -681,6 +689,7 @@ def run_incremental(
     trailing_days: int = 30,
     now: datetime | None = None,
     on_batch: Callable[[list[date], int, int], None] | None = None,
+    job_run_id: str | None = None,
 ) -> RunReport:
     """Recompute only the days whose source data changed, then refresh the trailing window.
 
@@ -728,7 +737,7 @@ def run_incremental(
                 on_batch(batch, finished, len(todo_sorted))
         write_window_reports(spark, config, report, [(start, end)])
 
-    return _tracked(spark, config, "run --incremental", body)
+    return _tracked(spark, config, "run --incremental", body, job_run_id)
 
 
 def _source_days(files_df: DataFrame) -> DataFrame:
