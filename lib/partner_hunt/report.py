@@ -1,4 +1,4 @@
-"""What a run shows: rich tables and progress bars on a terminal, plain `logging` lines elsewhere.
+"""What a run shows: rich tables and bars on a terminal or in a notebook, plain `logging` lines elsewhere.
 
 A Databricks job, spark-submit or CI has no terminal: there every line goes through the
 `partner_hunt` logger (time and level, kept in the driver log), and nothing draws boxes or bars.
@@ -23,8 +23,8 @@ _console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def interactive() -> bool:
-    """True when stdout is a terminal (rich output); False in a job, a pipe or a test (logging)."""
-    return _console.is_terminal
+    """True on a terminal or in a notebook (rich output); False in a job, a pipe or a test (logging)."""
+    return _console.is_terminal or _console.is_jupyter
 
 
 def say(message: str) -> None:
