@@ -175,7 +175,7 @@ def test_corrupt_data_file_is_named_by_default_and_skipped_on_request(spark, tmp
     assert len(err.splitlines()) == 1 and os.path.basename(victim) in err and "--skip-corrupt-files" in err
 
     assert run_cli(_args(source, output, "--skip-corrupt-files")) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # no terminal: the job's lines go through logging, to stderr
     assert "skipped 1 unreadable source file" in out and os.path.basename(victim) in out
     log = spark.read.format("delta").load(f"{output}_run_log").filter("Status = 'succeeded'").collect()
     assert len(log) == 1 and [os.path.basename(f) for f in log[0]["SkippedFiles"]] == [os.path.basename(victim)]
