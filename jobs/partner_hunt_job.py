@@ -8,4 +8,5 @@ import sys
 from partner_hunt.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # main raises SystemExit with a non-zero code on failure, so spark-submit and a spark_python_task fail too.
+    main(sys.argv[1:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,33 @@ DEFAULT_CONFIG = Path("conf/local.yml")
 # Problems a user can fix: reported in one line, no stack trace.
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A stderr handler that follows `sys.stderr` when it is replaced (test capture, notebooks)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """The job's own lines go to stderr through `logging` at INFO, with time and level: a driver log keeps them."""
+    logger = logging.getLogger("partner_hunt")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    # Our handler writes every line once; a runtime's root handlers would repeat them.
+    logger.propagate = False
 
 
 class UserError(Exception):
@@ -65,6 +93,10 @@ def _add_hunt_options(parser: argparse.ArgumentParser, mode: bool = True) -> Non
     _bool_flag(parser, "skip-corrupt-files", "skip unreadable source data files and list them (config quality.skip_corrupt_files)")
 
 
+def _add_job_run_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--job-run-id", help="the scheduler's run id, recorded in the run log (Databricks: {{job.run_id}})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with one subparser per command."""
     parser = argparse.ArgumentParser(
@@ -82,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute only the days whose source data changed (daily partials), then refresh the trailing window",
     )
     run.add_argument("--trailing-days", type=int, help="trailing window length for --incremental (config hunt.trailing_days)")
+    _add_job_run_id(run)
     run.set_defaults(handler=cmd_run)
 
     backfill = sub.add_parser("backfill", help="compute missing daily partials over [start, end) and write the report")
@@ -93,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write one window of N days ending on each day, instead of one [start, end) window",
     )
     backfill.add_argument("--batch-days", type=int, help="days per commit (config hunt.backfill_batch_days)")
+    _add_job_run_id(backfill)
     backfill.set_defaults(handler=cmd_backfill)
 
     diff = sub.add_parser(
@@ -137,6 +171,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hunt.trailing_days": get("trailing_days") if get("command") == "run" else None,
         "hunt.backfill_trailing_days": get("trailing_days") if get("command") == "backfill" else None,
         "hunt.backfill_batch_days": get("batch_days"),
+        "job_run_id": get("job_run_id"),
         "demo.lake": get("lake"),
         "demo.rows": get("rows"),
         "demo.days": get("days"),
@@ -164,27 +199,27 @@ def _session(config: Config):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`partner-hunt run`."""
-    from partner_hunt import incremental, pipeline, report
+    from partner_hunt import incremental, pipeline, terminal
 
     config = resolve_config(args)
     spark = _session(config)
     if args.incremental:
         try:
-            with report.DayProgress("incremental") as progress:
+            with terminal.DayProgress("incremental") as progress:
                 result = incremental.run_incremental(spark, config, on_batch=progress.advance)
         except ValueError as exc:
             raise UserError(f"run --incremental: {exc}") from None
     else:
         result = pipeline.run(spark, config, command="run")
-    report.print_run(result, config)
+    terminal.print_run(result, config)
     if result.skipped_files:
-        report.say(f"skipped {len(result.skipped_files)} unreadable source file(s): {', '.join(result.skipped_files)}")
+        terminal.warn(f"skipped {len(result.skipped_files)} unreadable source file(s): {', '.join(result.skipped_files)}")
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """`partner-hunt backfill --start D1 --end D2`: resumable, one commit per batch of days."""
-    from partner_hunt import backfill, report
+    from partner_hunt import backfill, terminal
     from partner_hunt.partials import as_day
 
     config = resolve_config(args)
@@ -195,19 +230,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"backfill: {exc}") from None
     spark = _session(config)
-    with report.DayProgress("backfill") as progress:
+    with terminal.DayProgress("backfill") as progress:
         result = backfill.backfill(spark, config, start, end, force=args.force, on_batch=progress.advance)
-    report.print_run(result, config)
+    terminal.print_run(result, config)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """`partner-hunt diff`: both modes over one window, compared."""
-    from partner_hunt import compare, report
+    from partner_hunt import compare, terminal
 
     config = resolve_config(args)
     spark = _session(config)
-    report.print_diff(compare.run_diff(spark, config))
+    terminal.print_diff(compare.run_diff(spark, config))
     return 0
 
 
@@ -215,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`partner-hunt demo`: (re)generate the sample lake, then hunt it."""
     from dataclasses import replace
 
-    from partner_hunt import demo, io, pipeline, report
+    from partner_hunt import demo, io, pipeline, terminal
 
     config = resolve_config(args)
     lake = Path(config.demo.lake).resolve()
@@ -229,24 +264,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         hunt=replace(config.hunt, exclude_domains=own),
     )
     spark = _session(config)
-    report.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
+    terminal.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
     events_df = demo.generate_events(
         spark, config.demo.rows, days=config.demo.days, seed=config.demo.seed, tenants=config.demo.tenants
     )
     io.overwrite(demo.in_arrival_order(events_df, config.demo.days), io.TableRef.parse(config.source))
     result = pipeline.run(spark, config, command="demo")
-    report.print_run(result, config)
-    report.say(
+    terminal.print_run(result, config)
+    terminal.say(
         f"The demo organisation's own domain {demo.OWN_DOMAIN} is excluded (hunt.exclude_domains), as you would "
         "exclude yours; `partner-hunt diff` shows what the published query's kql mode and corrected mode see."
     )
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `partner-hunt` console command."""
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code (0 ok, 1 unexpected failure, 2 user error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -266,5 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `partner-hunt` console command and of a Databricks python_wheel_task.
+
+    A wheel task calls this and ignores what it returns, so a failure must raise SystemExit.
+    """
+    code = run_cli(argv)
+    if code:
+        raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

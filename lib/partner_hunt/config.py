@@ -236,6 +236,8 @@ class Config:
 
     source: str = "lake/message_events"
     output: str = "lake/partner_hunt_results"
+    # The scheduler's id of this run (Databricks `{{job.run_id}}`), kept in the run log; not a setting.
+    job_run_id: str | None = None
     hunt: HuntSettings = field(default_factory=HuntSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     state: StateSettings = field(default_factory=StateSettings)

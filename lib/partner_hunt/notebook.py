@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
@@ -63,3 +66,13 @@ def daily_trend(spark: SparkSession, report: RunReport, tenant: str | None, doma
 def read_alerts(spark: SparkSession, report: RunReport) -> DataFrame:
     """The alert rows of the report's window, most severe first."""
     return io.read_window_rows(spark, report.locations.alerts, report.window_key()).transform(alerts.sort_alerts)
+
+
+def widget_or_env(widgets: Any, name: str, env: str, default: str) -> str:
+    """A notebook parameter: the Databricks widget `name` where `widgets` (dbutils.widgets) exists,
+    seeded from the environment variable `env`; else that variable; else `default`."""
+    seeded = os.environ.get(env, default)
+    if widgets is None:
+        return seeded
+    widgets.text(name, seeded)
+    return str(widgets.get(name))

@@ -62,6 +62,7 @@ class RunReport:
     finished_at: datetime | None = None
     skipped_files: list[str] = field(default_factory=list)
     analyst_outputs: AnalystOutputs | None = None
+    job_run_id: str | None = None
 
     @property
     def rows_used(self) -> int:
@@ -80,8 +81,9 @@ class RunReport:
 
 
 def config_hash(config: Config) -> str:
-    """A short, stable hash of the effective config (after flag overrides)."""
-    text = json.dumps(config_fingerprint(config), sort_keys=True, default=str)
+    """A short, stable hash of the effective config (after flag overrides), run identity excluded."""
+    settings = {k: v for k, v in config_fingerprint(config).items() if k != "job_run_id"}
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -108,6 +110,7 @@ def new_report(
         window_start=start,
         window_end=end,
         started_at=datetime.now(timezone.utc),
+        job_run_id=config.job_run_id,
     )
 
 
@@ -151,6 +154,7 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.recipient_rows,
         report.result_rows,
         list(report.skipped_files),
+        report.job_run_id,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 

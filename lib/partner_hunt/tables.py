@@ -33,7 +33,7 @@ RUN_LOG_DDL = (
     "SourceVersion bigint, Output string, Mode string, Variant string, "
     "WindowStart timestamp, WindowEnd timestamp, DaysComputed array<date>, RowsRead bigint, "
     "RowsUsed bigint, RowsQuarantined bigint, QuarantineByReason map<string,bigint>, "
-    "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>"
+    "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>, JobRunId string"
 )
 
 QUARANTINE_DDL = (

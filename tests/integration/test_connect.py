@@ -20,7 +20,7 @@ import yaml
 from chispa import assert_df_equality
 
 from partner_hunt import demo
-from partner_hunt.cli import main
+from partner_hunt.cli import run_cli
 from tests.integration.connect_client import results
 from tests.integration.spark_cluster import (
     JOB_TIMEOUT,
@@ -116,7 +116,7 @@ def test_job_end_to_end_over_connect(spark, server, source, tmp_path):
     config_file.write_text(yaml.safe_dump(settings))
     window = ["--config", str(config_file), "--source", str(source), "--output", str(output),
               "--mode", "corrected", "--start", "2026-02-24", "--end", "2026-03-01"]
-    assert main(["run", *window, "--top", "0"]) == 0
+    assert run_cli(["run", *window, "--top", "0"]) == 0
     classic = {
         name: spark.sql(f"DESCRIBE HISTORY delta.`{output}{suffix}` LIMIT 1").collect()[0]["version"]
         for name, suffix in (("results", ""), ("evidence", "_evidence"), ("alerts", "_alerts"))

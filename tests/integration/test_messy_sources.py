@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from chispa import assert_df_equality
 
-from partner_hunt.cli import main
+from partner_hunt.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +79,8 @@ def test_json_recipients_integer_flags_and_threat_arrays_match_the_documented_sc
         ),
         tmp_path / "messy",
     )
-    assert main(_args(tidy, tmp_path / "tidy_out" / "results")) == 0
-    assert main(_args(messy, tmp_path / "messy_out" / "results")) == 0
+    assert run_cli(_args(tidy, tmp_path / "tidy_out" / "results")) == 0
+    assert run_cli(_args(messy, tmp_path / "messy_out" / "results")) == 0
 
     # p.com: 2 outbound recipients, 1 inbound threat; "": the null RecipientDetails on both sides.
     expected = spark.createDataFrame([("p.com", 2, 1, 0.5), ("", 1, 1, 1.0)], RESULT_DDL)
@@ -110,8 +110,8 @@ def _source_with_bad_rows(spark, path, good=198):
 def test_one_percent_malformed_is_accounted_for_and_above_the_ceiling_nothing_changes(spark, tmp_path, capsys):
     source = _source_with_bad_rows(spark, tmp_path / "events")
     output = tmp_path / "out" / "results"
-    assert main(_args(source, output)) == 0
-    printed = capsys.readouterr().out
+    assert run_cli(_args(source, output)) == 0
+    printed = capsys.readouterr().err
     assert "quarantined 2" in printed
 
     log = spark.read.format("delta").load(f"{output}_run_log").select(
@@ -132,7 +132,7 @@ def test_one_percent_malformed_is_accounted_for_and_above_the_ceiling_nothing_ch
     assert sorted(before) == sorted(spark.createDataFrame([("p.com", 99, 99, 1.0)], RESULT_DDL).collect())
 
     # Above the ceiling: one clear line, exit 2, and results and quarantine are untouched.
-    assert main(_args(source, output, "--max-bad-fraction", "0.005")) == 2
+    assert run_cli(_args(source, output, "--max-bad-fraction", "0.005")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "max_bad_fraction" in err and "not changed" in err
     assert sorted(_results(spark, output).collect()) == sorted(before)
@@ -149,7 +149,7 @@ def test_missing_recipient_details_fails_fast_naming_the_column(spark, tmp_path,
         tmp_path / "no_recipients",
     )
     started = time.monotonic()
-    assert main(_args(source, tmp_path / "out" / "results")) == 2
+    assert run_cli(_args(source, tmp_path / "out" / "results")) == 2
     assert time.monotonic() - started < 30
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "RecipientDetails" in err and str(source) in err
@@ -170,12 +170,12 @@ def test_corrupt_data_file_is_named_by_default_and_skipped_on_request(spark, tmp
         os.remove(crc)
     output = tmp_path / "out" / "results"
 
-    assert main(_args(source, output)) == 2
+    assert run_cli(_args(source, output)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and os.path.basename(victim) in err and "--skip-corrupt-files" in err
 
-    assert main(_args(source, output, "--skip-corrupt-files")) == 0
-    out = capsys.readouterr().out
+    assert run_cli(_args(source, output, "--skip-corrupt-files")) == 0
+    out = capsys.readouterr().err  # no terminal: the job's lines go through logging, to stderr
     assert "skipped 1 unreadable source file" in out and os.path.basename(victim) in out
     log = spark.read.format("delta").load(f"{output}_run_log").filter("Status = 'succeeded'").collect()
     assert len(log) == 1 and [os.path.basename(f) for f in log[0]["SkippedFiles"]] == [os.path.basename(victim)]

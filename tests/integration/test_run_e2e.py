@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from chispa import assert_df_equality
 
-from partner_hunt.cli import main
+from partner_hunt.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,8 @@ def results(spark, output, start=None):
 def test_run_writes_results_and_rerun_replaces_the_window(spark, source, tmp_path, capsys):
     output = tmp_path / "out" / "results"
     args = ["run", "--source", str(source), "--output", str(output), "--master", "local[2]"]
-    assert main(args + ["--start", "2026-03-01", "--end", "2026-03-02"]) == 0
-    printed = capsys.readouterr().out
+    assert run_cli(args + ["--start", "2026-03-01", "--end", "2026-03-02"]) == 0
+    printed = capsys.readouterr().err
     assert "p.com" in printed
 
     expected_day1 = spark.createDataFrame(
@@ -61,8 +61,8 @@ def test_run_writes_results_and_rerun_replaces_the_window(spark, source, tmp_pat
     assert_df_equality(day1, expected_day1, ignore_row_order=True, ignore_nullable=True)
 
     # Rerun the same window, then an all-data window: the first is replaced, not duplicated.
-    assert main(args + ["--start", "2026-03-01", "--end", "2026-03-02"]) == 0
-    assert main(args) == 0
+    assert run_cli(args + ["--start", "2026-03-01", "--end", "2026-03-02"]) == 0
+    assert run_cli(args) == 0
     all_rows = results(spark, output)
     assert all_rows.count() == 5
     windowed = all_rows.filter("WindowStart IS NOT NULL").select(*cols)
@@ -88,20 +88,20 @@ def test_run_writes_results_and_rerun_replaces_the_window(spark, source, tmp_pat
     ],
 )
 def test_bad_dates_exit_non_zero_with_one_line(source, tmp_path, capsys, extra, message):
-    code = main(["run", "--source", str(source), "--output", str(tmp_path / "o")] + extra)
+    code = run_cli(["run", "--source", str(source), "--output", str(tmp_path / "o")] + extra)
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
 
 
 def test_missing_table_and_missing_column(spark, tmp_path, capsys):
-    code = main(["run", "--source", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+    code = run_cli(["run", "--source", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "does not exist" in err and str(tmp_path / "nope") in err
 
     thin = tmp_path / "thin"
     spark.createDataFrame([(D1, True)], "Timestamp timestamp, IsOwnedThread boolean").write.format("delta").save(str(thin))
-    code = main(["run", "--source", str(thin), "--output", str(tmp_path / "o")])
+    code = run_cli(["run", "--source", str(thin), "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert "missing required columns RecipientDetails, IsExternalThread, ThreatTypes" in err

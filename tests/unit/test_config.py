@@ -129,3 +129,25 @@ def test_diff_has_no_mode_flag():
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["diff", "--mode", "kql"])
     assert exited.value.code == 2
+
+
+def test_notebook_parameters_come_from_widgets_else_the_environment(monkeypatch):
+    from partner_hunt.notebook import widget_or_env
+
+    class Widgets:
+        def __init__(self):
+            self.values = {}
+
+        def text(self, name, default):
+            self.values.setdefault(name, default)
+
+        def get(self, name):
+            return self.values[name]
+
+    monkeypatch.setenv("PH_TEST_START", "2026-03-01")
+    assert widget_or_env(None, "start", "PH_TEST_START", "") == "2026-03-01"
+    assert widget_or_env(None, "end", "PH_TEST_END_UNSET", "2026-04-01") == "2026-04-01"
+    widgets = Widgets()
+    widgets.values["start"] = "2026-05-01"  # a job parameter set on Databricks wins
+    assert widget_or_env(widgets, "start", "PH_TEST_START", "") == "2026-05-01"
+    assert widget_or_env(widgets, "mode", "PH_TEST_MODE_UNSET", "kql") == "kql"
