@@ -40,7 +40,8 @@ def window_key(report: Any) -> dict[str, Any]:
 def jsonl_location(config: Config, output: io.TableRef) -> str | None:
     """`alerts.jsonl`, else a folder beside a path output; None for a catalog output with no path set."""
     if config.alerts.jsonl:
-        return config.alerts.jsonl
+        # A folder for Spark's writer (a Volume, dbfs:/, abfss://): never checked on this disk.
+        return io.folder_location(config.alerts.jsonl)
     return output.sibling("alerts_jsonl").location if output.is_path else None
 
 
