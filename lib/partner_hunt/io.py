@@ -249,12 +249,35 @@ def replace_where(
     partition_by = list(partition_by)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    _with_retries(lambda: writer.save(ref.location) if ref.is_path else writer.saveAsTable(ref.location))
+
+    def write() -> None:
+        if ref.is_path:
+            writer.save(ref.location)
+        elif not df.sparkSession.catalog.tableExists(ref.location):
+            # Creating a partitioned catalog table through saveAsTable with replaceWhere trips an
+            # assertion in Delta 4.0.1's catalog update (UpdateCatalog.replaceTable), so the first
+            # write creates it plainly; a creator that loses a race fails, and retries as a replace.
+            creator = df.write.format("delta").mode("error")
+            (creator.partitionBy(*partition_by) if partition_by else creator).saveAsTable(ref.location)
+        else:
+            # saveAsTable in overwrite mode is a catalog REPLACE in Delta 4.0.1 (the same assertion
+            # for a partitioned table); DataFrameWriterV2's overwrite-by-filter is replaceWhere.
+            (
+                df.writeTo(ref.location)
+                .option("mergeSchema", "true")
+                .option("optimizeWrite", "true")
+                .overwrite(F.expr(predicate))
+            )
+
+    _with_retries(write)
 
 
 # Delta's optimistic-concurrency failures (DeltaConcurrentModificationException and subclasses);
-# the first writes that race to create a table surface as metadata or protocol changes.
-_CONFLICT = re.compile(r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT")
+# the first writes that race to create a table surface as metadata or protocol changes (or, for a
+# catalog table, as the table already existing).
+_CONFLICT = re.compile(
+    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT|TABLE_OR_VIEW_ALREADY_EXISTS"
+)
 
 
 def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
