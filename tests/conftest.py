@@ -30,6 +30,27 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+@pytest.fixture(autouse=True)
+def _shared_session_settings(request):
+    """Put back the shared session's settings after a test that used it.
+
+    A CLI run inside the test process joins this session and applies its config's runtime
+    settings, as a job does on Databricks; without this, later tests would inherit them.
+    """
+    if "spark" not in request.fixturenames:
+        yield
+        return
+    spark = request.getfixturevalue("spark")
+    before = dict(spark.conf.getAll)
+    yield
+    after = dict(spark.conf.getAll)
+    for key in after.keys() - before.keys():
+        spark.conf.unset(key)
+    for key, value in before.items():
+        if after.get(key) != value:
+            spark.conf.set(key, value)
+
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 CANONICAL_DDL = (

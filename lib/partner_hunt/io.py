@@ -20,9 +20,15 @@ from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
 
-_IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
+# An unquoted part, or a backticked one in which a doubled backtick stands for one.
+_IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`)"
 _TABLE_NAME = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER}){{0,2}}$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# Absolute paths that look local but are not on the driver's disk as Spark sees them: Unity
+# Catalog volumes, DBFS mounts and FUSE views, workspace files.
+_REMOTE_PREFIXES = ("/Volumes/", "/mnt/", "/dbfs/", "/Workspace/")
+# A committed Delta version: a commit file, or a checkpoint (classic, multi-part or V2).
+_DELTA_COMMIT = re.compile(r"^\d{20}\.(?:json|checkpoint(?:\.[^/]+)?\.(?:parquet|json))$")
 
 
 class TableNotFoundError(LookupError):
@@ -48,25 +54,80 @@ class TableRef:
     def parse(cls, text: str) -> TableRef:
         """Paths contain `/` (or a scheme such as `abfss:`); anything else must be a table name."""
         text = text.strip()
-        if _URI.match(text):
-            return cls(text, True)
-        if "/" in text or "\\" in text or text.startswith("."):
-            # Absolute, so that SQL (`delta.`path``) and every executor read the same folder.
-            return cls(os.path.abspath(text), True)
+        if "/" in text or "\\" in text or text.startswith(".") or _URI.match(text):
+            return cls(folder_location(text), True)
         if _TABLE_NAME.match(text):
             return cls(text, False)
         raise TableFormatError(
-            f"'{text}' is neither a path (it has no '/') nor a table name like catalog.schema.table"
+            f"'{text}' is neither a path (it has no '/') nor a table name like catalog.schema.table "
+            "(quote a part with characters other than letters, digits and _ in backticks: `my-catalog`.sec.events)"
         )
 
+    @property
+    def name_parts(self) -> list[str]:
+        """The parts of a catalog name as written (backticks kept), e.g. ['`my-cat`', 'sec', 'events']."""
+        if self.is_path:
+            raise TableFormatError(f"'{self.location}' is a path, not a table name")
+        return re.findall(_IDENTIFIER, self.location)
+
     def sibling(self, suffix: str) -> TableRef:
-        """A state table beside this one: `<path>_<suffix>` folder, or `<name>_<suffix>` table."""
+        """A state table beside this one: `<path>_<suffix>` folder, or `<name>_<suffix>` table.
+
+        A backticked last part keeps the suffix inside its backticks (`a-b` -> `a-b_partials`).
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_]+", suffix):
+            raise ValueError(f"bad table suffix {suffix!r}")
         if self.is_path:
             return TableRef(self.location.rstrip("/") + f"_{suffix}", True)
-        return TableRef(f"{self.location}_{suffix}", False)
+        *schema, last = self.name_parts
+        last = f"{last[:-1]}_{suffix}`" if last.startswith("`") else f"{last}_{suffix}"
+        return TableRef(".".join([*schema, last]), False)
 
     def __str__(self) -> str:
         return self.location
+
+
+def folder_location(text: str) -> str:
+    """A storage folder as Spark should see it, with no trailing `/`; the filesystem is not touched.
+
+    URIs (`dbfs:/`, `abfss://`, `s3://`, `file:/`) and absolute paths (`/Volumes/...`, `/mnt/...`)
+    are kept as written; a relative path is made absolute against the working directory, so that
+    SQL (`delta.`path``) and every executor read the same folder.
+    """
+    text = text.strip()
+    if not _URI.match(text) and not text.startswith("/"):
+        text = os.path.abspath(text)
+    return text.rstrip("/") or "/"
+
+
+def is_local_folder(spark: SparkSession, location: str) -> bool:
+    """True when `location` is a folder on this machine's disk, as Spark reads it.
+
+    Only then may the driver look at the folder itself. A URI goes through its file system; a
+    Databricks path that looks absolute (`/Volumes`, `/mnt`, `/dbfs`, `/Workspace`) is not what
+    the driver's disk holds; and on a cluster or a Databricks runtime (whose default file system
+    is DBFS even on a single-node `local` master) or over Connect, a plain path is resolved by
+    Spark, not by us.
+    """
+    if _URI.match(location) or location.startswith(_REMOTE_PREFIXES):
+        return False
+    # Over Connect the files are read by the server, whose disk is not (in general) this one.
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION") or type(spark).__module__.startswith("pyspark.sql.connect"):
+        return False
+    try:
+        master = spark.conf.get("spark.master", None) or ""
+    except Exception:  # noqa: BLE001 - a server that will not say is not known to be local
+        return False
+    return master.startswith("local")
+
+
+def has_delta_log(folder: str) -> bool:
+    """A local folder holds a Delta table: its `_delta_log` has at least one committed version."""
+    log = os.path.join(folder, "_delta_log")
+    try:
+        return any(_DELTA_COMMIT.match(name) for name in os.listdir(log))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def resolve(text: str | None, default: TableRef) -> TableRef:
@@ -93,9 +154,10 @@ def table_exists(spark: SparkSession, ref: TableRef) -> bool:
     """True when `ref` names an existing Delta table (path) or any table (catalog name)."""
     if not ref.is_path:
         return spark.catalog.tableExists(ref.location)
-    if not _URI.match(ref.location):
-        # A local folder: look for the transaction log rather than provoke (and log) an error.
-        return os.path.isdir(os.path.join(ref.location, "_delta_log"))
+    if is_local_folder(spark, ref.location):
+        # Look for a committed version rather than provoke (and log) an error; an empty folder,
+        # or a log whose first commit never landed, is no table.
+        return has_delta_log(ref.location)
     try:
         return str(_detail(spark, ref)["format"]).lower() == "delta"
     except AnalysisException:
@@ -125,8 +187,12 @@ def _sql_literal(value: object) -> str:
     if value is None:
         raise ValueError("null is handled by IS NULL, not a literal")
     if isinstance(value, datetime):
-        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return f"TIMESTAMP '{utc.isoformat(sep=' ')}'"
+        # With its offset: a zone-less literal would be read in the session time zone, and the
+        # predicate would then miss the rows it must replace (DELTA_REPLACE_WHERE_MISMATCH).
+        # A naive time is UTC, as everywhere in the config.
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return f"TIMESTAMP '{value.astimezone(timezone.utc).isoformat(sep=' ')}'"
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     if isinstance(value, bool):
@@ -185,12 +251,35 @@ def replace_where(
     partition_by = list(partition_by)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    _with_retries(lambda: writer.save(ref.location) if ref.is_path else writer.saveAsTable(ref.location))
+
+    def write() -> None:
+        if ref.is_path:
+            writer.save(ref.location)
+        elif not df.sparkSession.catalog.tableExists(ref.location):
+            # Creating a partitioned catalog table through saveAsTable with replaceWhere trips an
+            # assertion in Delta 4.0.1's catalog update (UpdateCatalog.replaceTable), so the first
+            # write creates it plainly; a creator that loses a race fails, and retries as a replace.
+            creator = df.write.format("delta").mode("error")
+            (creator.partitionBy(*partition_by) if partition_by else creator).saveAsTable(ref.location)
+        else:
+            # saveAsTable in overwrite mode is a catalog REPLACE in Delta 4.0.1 (the same assertion
+            # for a partitioned table); DataFrameWriterV2's overwrite-by-filter is replaceWhere.
+            (
+                df.writeTo(ref.location)
+                .option("mergeSchema", "true")
+                .option("optimizeWrite", "true")
+                .overwrite(F.expr(predicate))
+            )
+
+    _with_retries(write)
 
 
 # Delta's optimistic-concurrency failures (DeltaConcurrentModificationException and subclasses);
-# the first writes that race to create a table surface as metadata or protocol changes.
-_CONFLICT = re.compile(r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT")
+# the first writes that race to create a table surface as metadata or protocol changes (or, for a
+# catalog table, as the table already existing).
+_CONFLICT = re.compile(
+    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT|TABLE_OR_VIEW_ALREADY_EXISTS"
+)
 
 
 def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
@@ -423,18 +512,36 @@ def reading_files(spark: SparkSession, table: TableRef, skip_corrupt: bool) -> I
 def unreadable_files(spark: SparkSession, ref: TableRef) -> list[str]:
     """The data files of a Delta table whose Parquet footer cannot be read, in one scan.
 
-    Reads no column, so each task opens only its file's footer. A readable file shows up with
-    at least one row; the few that do not (unreadable, or with no rows) are then opened one by
-    one, strictly, to tell them apart. Damage inside a data page behind a good footer is not
-    found here; Spark's ignoreCorruptFiles then drops the rest of that file without a count.
+    The table is read as a table (by name for a catalog table: Unity Catalog refuses path access
+    to a managed table's storage), selecting only `_metadata.file_path`, so each task opens only
+    its file's footer; the file list is Delta's snapshot (`inputFiles`), never a listing of ours.
+    A readable file shows up with at least one row; the few that do not (unreadable, or with no
+    rows) are then opened one by one, strictly, by path, to tell them apart. Damage inside a data
+    page behind a good footer is not found here; Spark's ignoreCorruptFiles then drops the rest of
+    that file without a count.
     """
-    files = read_table(spark, ref).inputFiles()
+    table_df = read_table(spark, ref)
+    files = table_df.inputFiles()
     if not files:
         return []
-    probe = spark.read.schema("_partner_hunt_probe string").option("ignoreCorruptFiles", "true").parquet(*files)
-    # Bounded: at most one row per data file of the table.
-    seen = {_normal_path(row[0]) for row in probe.select(F.col("_metadata.file_path")).distinct().collect()}
+    with _session_setting(spark, _IGNORE_CORRUPT, "true"):
+        # Bounded: at most one row per data file of the table.
+        seen = {_normal_path(row[0]) for row in table_df.select(F.col("_metadata.file_path")).distinct().collect()}
     return sorted(f for f in files if _normal_path(f) not in seen and not _opens(spark, f))
+
+
+@contextmanager
+def _session_setting(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a SQL setting for a scope and put the previous value back (Delta reads only these)."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
 
 
 def _normal_path(path: str) -> str:

@@ -27,7 +27,7 @@ def window_key(mode: str, window: Window) -> dict[str, object]:
 def jsonl_location(config: Config, output: io.TableRef) -> str | None:
     """`alerts.jsonl`, else a folder beside a path output; None for a catalog output with no path set."""
     if config.alerts.jsonl:
-        return config.alerts.jsonl
+        return io.folder_location(config.alerts.jsonl)
     return output.sibling("alerts_jsonl").location if output.is_path else None
 
 

@@ -317,6 +317,9 @@ def _threats(col: Column, dtype: T.DataType) -> Column:
     ).otherwise(col)
 
 
+_JSON_UTC = {"timeZone": "UTC"}
+
+
 def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> DataFrame:
     """Rewrite any accepted source shape into `CANONICAL_SCHEMA`, tagging untrustworthy rows.
 
@@ -380,9 +383,11 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
         edit_time.alias("EditTime"),
         reason.alias("QuarantineReason"),
         # Kept only for quarantined rows, so that nothing about a bad record is lost.
-        F.when(reason.isNotNull(), F.to_json(F.struct(*[F.col(_quoted(c)) for c in source_df.columns]))).alias(
-            "SourceRecord"
-        ),
+        # Times written in UTC with their offset: to_json would otherwise use the session time zone.
+        F.when(
+            reason.isNotNull(),
+            F.to_json(F.struct(*[F.col(_quoted(c)) for c in source_df.columns]), _JSON_UTC),
+        ).alias("SourceRecord"),
     )
 
 

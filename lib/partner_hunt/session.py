@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -17,6 +18,11 @@ DELTA_CONF = {
 # Timestamps are UTC instants; printing and date bucketing must not depend on the host's zone.
 BASE_CONF = {"spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false"}
 CONNECT_SETTABLE = ("spark.sql.", "spark.databricks.delta.")
+# Read per session at run time even when Spark's registry does not know the key (yet): Delta's and
+# Databricks' settings before their module loads, and Hadoop file-system settings.
+SESSION_PREFIXES = ("spark.sql.", "spark.databricks.", "spark.hadoop.")
+
+_log = logging.getLogger("partner_hunt.session")
 
 
 class JavaMissingError(RuntimeError):
@@ -43,6 +49,39 @@ def require_java(minimum: int = 17) -> None:
             raise JavaMissingError(f"Java {major} found at {java}, but Spark 4 needs Java {minimum}+: {hint}")
 
 
+def _is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect client session (Databricks serverless, Databricks Connect)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def apply_settings(spark: SparkSession, conf: Mapping[str, str]) -> list[str]:
+    """Set each setting on a running session; return the keys it could not take (sorted).
+
+    A setting that already holds the wanted value is left alone. On classic Spark a key counts as
+    settable when Spark says it is modifiable, or when it is read per session (`SESSION_PREFIXES`);
+    anything else (spark.driver.memory, spark.default.parallelism) only matters at launch, and Spark
+    would accept some of those without error while ignoring them. Over Connect the server decides,
+    so each key is tried and a refusal caught.
+    """
+    connect = _is_connect(spark)
+    refused = []
+    for key, value in conf.items():
+        value = str(value)
+        try:
+            if spark.conf.get(key, None) == value:
+                continue
+        except Exception:  # noqa: BLE001 - an unreadable key is then judged by trying to set it
+            pass
+        if not connect and not (key.startswith(SESSION_PREFIXES) or spark.conf.isModifiable(key)):
+            refused.append(key)
+            continue
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - CANNOT_MODIFY_CONFIG, or a serverless allow-list refusal
+            refused.append(key)
+    return sorted(refused)
+
+
 def _extra_jars() -> str | None:
     """Delta JARs fetched by hand (README: offline set-up) take the place of the Ivy resolver."""
     return os.environ.get("PARTNER_HUNT_JARS") or None
@@ -56,10 +95,12 @@ def build_session(
 ) -> SparkSession:
     """Create (or join) the SparkSession for a run.
 
-    Under spark-submit or on Databricks a session already exists and is reused as it is, so the
-    master and packages come from there. `remote` gives a Spark Connect session.
+    Under spark-submit or on Databricks a session already exists and is joined: the master and
+    packages come from there, the settings of `conf` that can change at run time are applied to
+    it, and one warning names the rest. `remote` gives a Spark Connect session.
     """
-    conf = {**BASE_CONF, **(conf or {})}
+    configured = dict(conf or {})
+    conf = {**BASE_CONF, **configured}
     if remote:
         builder = SparkSession.builder.remote(remote)
         # A Connect client can only change session (SQL) settings; the server owns the rest
@@ -71,6 +112,15 @@ def build_session(
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        # The session (and its time zone) is the caller's: results do not depend on the zone, so
+        # only the configured settings are applied, and the ones Spark refuses are named.
+        refused = apply_settings(active, configured)
+        apply_settings(active, {k: v for k, v in BASE_CONF.items() if k != "spark.sql.session.timeZone"})
+        if refused:
+            _log.warning(
+                "joined an existing Spark session: these settings are fixed when it starts and were not applied: %s",
+                ", ".join(refused),
+            )
         return active
     # Under spark-submit (which exports the gateway port) or a Databricks runtime, the launcher
     # owns the master and the JARs; the session must not override them.
