@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from partner_hunt import hunt, io, outputs, partials, quality, runlog
 from partner_hunt.config import Config
-from partner_hunt.io import Locations
+from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
 
 OnBatch = Callable[[list[date], int, int], None]

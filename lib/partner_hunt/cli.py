@@ -52,7 +52,7 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from partner_hunt.backfill import PartialsMismatchError
-    from partner_hunt.io import CorruptFileError, TableFormatError, TableNotFoundError
+    from partner_hunt.locations import CorruptFileError, TableFormatError, TableNotFoundError
     from partner_hunt.quality import BadInputError
     from partner_hunt.schema import SchemaContractError
     from partner_hunt.session import JavaMissingError

@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 from partner_hunt import hunt, io, partials, quality, runlog, schema
 from partner_hunt.backfill import Markers, OnBatch, compute_in_batches, read_markers, write_window_reports
 from partner_hunt.config import Config
-from partner_hunt.io import Locations
+from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
 
 COMMAND = "run --incremental"

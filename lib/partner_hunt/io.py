@@ -1,16 +1,16 @@
-"""Every read and write of a Delta table: paths or catalog names, formats, predicates, modes."""
+"""Every read and write of a Delta table: paths or catalog names, formats, predicates, modes.
+
+Where tables are (`TableRef`, `Locations`) lives in `locations.py`; its names are re-exported here."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import unquote
 
@@ -18,121 +18,32 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt.config import Config
-
-# An unquoted part, or a backticked one in which a doubled backtick stands for one.
-_IDENTIFIER = r"(?:[A-Za-z_][A-Za-z0-9_]*|`(?:[^`]|``)+`)"
-_TABLE_NAME = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER}){{0,2}}$")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-# Absolute paths that look local but are not on the driver's disk as Spark sees them: Unity
-# Catalog volumes, DBFS mounts and FUSE views, workspace files.
-_REMOTE_PREFIXES = ("/Volumes/", "/mnt/", "/dbfs/", "/Workspace/")
-# A committed Delta version: a commit file, or a checkpoint (classic, multi-part or V2).
-_DELTA_COMMIT = re.compile(r"^\d{20}\.(?:json|checkpoint(?:\.[^/]+)?\.(?:parquet|json))$")
-
-
-class TableNotFoundError(LookupError):
-    """A table that must exist does not."""
-
-
-class TableFormatError(ValueError):
-    """A table location is malformed, or holds something other than Delta."""
-
-
-class CorruptFileError(IOError):
-    """A data file of a table cannot be read: truncated, corrupt, or gone."""
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """A Delta table given either as a storage path or as a catalog name."""
-
-    location: str
-    is_path: bool
-
-    @classmethod
-    def parse(cls, text: str) -> TableRef:
-        """Paths contain `/` (or a scheme such as `abfss:`); anything else must be a table name."""
-        text = text.strip()
-        if "/" in text or "\\" in text or text.startswith(".") or _URI.match(text):
-            return cls(folder_location(text), True)
-        if _TABLE_NAME.match(text):
-            return cls(text, False)
-        raise TableFormatError(
-            f"'{text}' is neither a path (it has no '/') nor a table name like catalog.schema.table "
-            "(quote a part with characters other than letters, digits and _ in backticks: `my-catalog`.sec.events)"
-        )
-
-    @property
-    def name_parts(self) -> list[str]:
-        """The parts of a catalog name as written (backticks kept), e.g. ['`my-cat`', 'sec', 'events']."""
-        if self.is_path:
-            raise TableFormatError(f"'{self.location}' is a path, not a table name")
-        return re.findall(_IDENTIFIER, self.location)
-
-    def sibling(self, suffix: str) -> TableRef:
-        """A state table beside this one: `<path>_<suffix>` folder, or `<name>_<suffix>` table.
-
-        A backticked last part keeps the suffix inside its backticks (`a-b` -> `a-b_partials`).
-        """
-        if not re.fullmatch(r"[A-Za-z0-9_]+", suffix):
-            raise ValueError(f"bad table suffix {suffix!r}")
-        if self.is_path:
-            return TableRef(self.location.rstrip("/") + f"_{suffix}", True)
-        *schema, last = self.name_parts
-        last = f"{last[:-1]}_{suffix}`" if last.startswith("`") else f"{last}_{suffix}"
-        return TableRef(".".join([*schema, last]), False)
-
-    def __str__(self) -> str:
-        return self.location
-
-
-def folder_location(text: str) -> str:
-    """A storage folder as Spark should see it, with no trailing `/`; the filesystem is not touched.
-
-    URIs (`dbfs:/`, `abfss://`, `s3://`, `file:/`) and absolute paths (`/Volumes/...`, `/mnt/...`)
-    are kept as written; a relative path is made absolute against the working directory, so that
-    SQL (`delta.`path``) and every executor read the same folder.
-    """
-    text = text.strip()
-    if not _URI.match(text) and not text.startswith("/"):
-        text = os.path.abspath(text)
-    return text.rstrip("/") or "/"
-
-
-def is_local_folder(spark: SparkSession, location: str) -> bool:
-    """True when `location` is a folder on this machine's disk, as Spark reads it.
-
-    Only then may the driver look at the folder itself. A URI goes through its file system; a
-    Databricks path that looks absolute (`/Volumes`, `/mnt`, `/dbfs`, `/Workspace`) is not what
-    the driver's disk holds; and on a cluster or a Databricks runtime (whose default file system
-    is DBFS even on a single-node `local` master) or over Connect, a plain path is resolved by
-    Spark, not by us.
-    """
-    if _URI.match(location) or location.startswith(_REMOTE_PREFIXES):
-        return False
-    # Over Connect the files are read by the server, whose disk is not (in general) this one.
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION") or type(spark).__module__.startswith("pyspark.sql.connect"):
-        return False
-    try:
-        master = spark.conf.get("spark.master", None) or ""
-    except Exception:  # noqa: BLE001 - a server that will not say is not known to be local
-        return False
-    return master.startswith("local")
-
-
-def has_delta_log(folder: str) -> bool:
-    """A local folder holds a Delta table: its `_delta_log` has at least one committed version."""
-    log = os.path.join(folder, "_delta_log")
-    try:
-        return any(_DELTA_COMMIT.match(name) for name in os.listdir(log))
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-
-
-def resolve(text: str | None, default: TableRef) -> TableRef:
-    """A configured location, or the default when it is unset."""
-    return TableRef.parse(text) if text else default
+from partner_hunt.locations import (
+    _URI,
+    has_delta_log,
+    is_local_folder,
+)
+from partner_hunt.locations import (
+    CorruptFileError as CorruptFileError,
+)
+from partner_hunt.locations import (
+    Locations as Locations,
+)
+from partner_hunt.locations import (
+    TableFormatError as TableFormatError,
+)
+from partner_hunt.locations import (
+    TableNotFoundError as TableNotFoundError,
+)
+from partner_hunt.locations import (
+    TableRef as TableRef,
+)
+from partner_hunt.locations import (
+    folder_location as folder_location,
+)
+from partner_hunt.locations import (
+    resolve as resolve,
+)
 
 
 def _sql_identifier(ref: TableRef) -> str:
@@ -559,31 +470,3 @@ def _opens(spark: SparkSession, path: str) -> bool:
         if unreadable_file(exc) is None and "parquet" not in str(exc).lower():
             raise
         return False
-
-
-@dataclass(frozen=True)
-class Locations:
-    """Where a run reads and writes; state tables default to siblings of the results table."""
-
-    source: TableRef
-    output: TableRef
-    partials: TableRef
-    run_log: TableRef
-    quarantine: TableRef
-    evidence: TableRef
-    alerts: TableRef
-
-    @classmethod
-    def from_config(cls, config: Config) -> Locations:
-        """The locations a config names, with unset state tables beside the output."""
-        output = TableRef.parse(config.output)
-        state = config.state
-        return cls(
-            source=TableRef.parse(config.source),
-            output=output,
-            partials=resolve(state.partials, output.sibling("partials")),
-            run_log=resolve(state.run_log, output.sibling("run_log")),
-            quarantine=resolve(state.quarantine, output.sibling("quarantine")),
-            evidence=resolve(state.evidence, output.sibling("evidence")),
-            alerts=resolve(state.alerts, output.sibling("alerts")),
-        )

@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from partner_hunt import hunt, io, schema
 from partner_hunt.config import Config
-from partner_hunt.io import Locations
+from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from partner_hunt import io, partials
 from partner_hunt.config import Config, config_fingerprint
-from partner_hunt.io import Locations
+from partner_hunt.locations import Locations
 from partner_hunt.tables import RESULT_COLUMNS, RUN_LOG_DDL
 
 

@@ -14,13 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "partner_hunt"
 # Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
     {"__init__", "tables", "config", "domains"},
-    {"schema", "hunt", "io", "session"},
-    {"partials", "evidence", "alerts", "diff", "demo", "changes"},
-    {"runlog"},
+    {"schema", "hunt", "locations", "session"},
+    {"io", "partials", "evidence", "alerts", "diff", "demo"},
+    {"changes", "runlog"},
     {"quality", "outputs"},
     {"pipeline", "backfill"},
     {"incremental", "compare"},
-    {"notebook", "terminal", "report"},
+    {"notebook", "terminal"},
     {"cli"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
