@@ -62,6 +62,9 @@ class RunReport:
     finished_at: datetime | None = None
     skipped_files: list[str] = field(default_factory=list)
     analyst_outputs: AnalystOutputs | None = None
+    # `run --incremental` only: "incremental" (the changed days) or "full" (the whole window), and why.
+    refresh_kind: str | None = None
+    refresh_reason: str | None = None
 
     @property
     def rows_used(self) -> int:
@@ -151,6 +154,8 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.recipient_rows,
         report.result_rows,
         list(report.skipped_files),
+        report.refresh_kind,
+        report.refresh_reason,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 
