@@ -7,6 +7,7 @@ change data feed, `DESCRIBE HISTORY`, the streaming source), which accept a cata
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ _MERGE_CHANGE_METRICS = (
     "numTargetFilesRemoved",
     "numTargetDeletionVectorsAdded",
 )
+_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)?\]")
 # `DESCRIBE HISTORY ... LIMIT n` reads only the newest n commits; a few more than the range
 # leaves room for commits that landed after the version this run reads.
 _HISTORY_SLACK = 20
@@ -127,7 +129,16 @@ def _changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_vers
         why = feed_problem or "the source has no change data feed"
         fix = "" if feed_problem else f"; {enable_feed_hint(ref)}"
         return ChangeResult.full(f"{operation} at version {version} changed existing rows and {why}{fix}")
-    days = _appended_days(spark, ref, first)
+    try:
+        days = _appended_days(spark, ref, first)
+    except Exception as exc:
+        cause = first_line(exc)
+        if "FILE_NOT_EXIST" in cause or "FileNotFound" in cause:
+            return ChangeResult.full(
+                f"the files that {span} appended are gone (compacted, then vacuumed before this refresh read "
+                f"them: {cause}); keep VACUUM's retention longer than the time between refreshes, or {enable_feed_hint(ref)}"
+            )
+        raise
     return ChangeResult(days, INCREMENTAL, f"{span} only appended rows, read through Delta's streaming source")
 
 
@@ -237,6 +248,15 @@ def source_days(rows_df: DataFrame) -> DataFrame:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an error's message (Spark's carry the JVM stack after it)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    """The line of an error's message that names its cause, without the JVM or Python stack.
+
+    Spark wraps causes (a streaming query around its foreachBatch around a failed read): the
+    last line carrying a Spark error class, such as `[FAILED_READ_FILE.FILE_NOT_EXIST]`, is the
+    most specific one; otherwise the first non-empty line.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    classed = [line for line in lines if _ERROR_CLASS.search(line) and not line.startswith("at ")]
+    line = classed[-1] if classed else lines[0]
+    return line if len(line) <= 300 else line[:297] + "..."

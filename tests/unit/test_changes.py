@@ -45,3 +45,12 @@ def test_only_appends_and_no_data_commits_keep_the_refresh_incremental(entry, ap
 def test_first_line_skips_the_jvm_stack():
     assert first_line(ValueError("\n[DELTA_X] boom\n\tat org.apache...")) == "[DELTA_X] boom"
     assert first_line(ValueError("")) == "ValueError"
+    wrapped = (
+        "[STREAM_FAILED] Query [id = 1] terminated with exception: [FOREACH_BATCH_USER_FUNCTION_ERROR] boom\n"
+        "Traceback (most recent call last):\n  File x\n"
+        "pyspark.errors.SparkException: [FAILED_READ_FILE.FILE_NOT_EXIST] Encountered error while reading file f.parquet\n"
+        "\tat org.apache.spark.Foo(Foo.scala:1)"
+    )
+    assert first_line(RuntimeError(wrapped)) == (
+        "pyspark.errors.SparkException: [FAILED_READ_FILE.FILE_NOT_EXIST] Encountered error while reading file f.parquet"
+    )
