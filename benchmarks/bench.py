@@ -669,7 +669,7 @@ def print_refresh_breakdown(breakdown: dict[str, Any]) -> None:
     print(f"  its {len(jobs)} Spark jobs, {sum(timed):.2f} s in total (jobs may overlap):")
     for j in jobs:
         seconds = f"{j['seconds']:6.2f} s" if j["seconds"] is not None else "     ? s"
-        print(f"    job {j['job']:>5} {seconds}  {j['name']}  {j['description'][:60]}")
+        print(f"    job {j['job']:>5} {seconds}  {j['name']}  {' '.join(j['description'].split())[:60]}")
     print(f"  its {len(breakdown['delta_commits'])} Delta commits:")
     for c in breakdown["delta_commits"]:
         took = f"{c['execution_seconds']:.2f} s" if c["execution_seconds"] is not None else "-"
