@@ -270,6 +270,9 @@ def test_catalog_table_refreshes_by_name_with_path_reads_failing(spark, events, 
         new_rows(spark, DAYS).write.format("delta").mode("append").saveAsTable(name)
         spark.sql(f"OPTIMIZE {name}")
         forbid_path_reads(monkeypatch, location)
+        # The guard itself: the old change detection read `<location>/_delta_log/NNN.json` like this.
+        with pytest.raises(PermissionError):
+            spark.read.json(f"{location}/_delta_log/{0:020d}.json")
         report = incremental.run_incremental(spark, config(name, out))
         assert (report.refresh_kind, sorted(report.days_computed)) == ("incremental", [day(DAYS)]), report.refresh_reason
         monkeypatch.undo()
