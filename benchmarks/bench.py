@@ -416,6 +416,59 @@ def commit_floor(spark: SparkSession, written: runlog.RunReport, target: io.Loca
         rows_df.unpersist()
 
 
+def last_job_id(spark: SparkSession) -> int:
+    """The highest Spark job id the driver has seen so far (-1 before any job)."""
+    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None)
+    return max((jobs.apply(i).jobId() for i in range(jobs.size())), default=-1)
+
+
+def spark_jobs_after(spark: SparkSession, after_job: int) -> list[dict[str, Any]]:
+    """The Spark jobs with an id above `after_job`: id, the call site that ran it, seconds.
+
+    Read from the driver's status store (py4j, classic Spark only: a benchmark, not the job),
+    which keeps job times even with the UI off.
+    """
+    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None)
+    out = []
+    for i in range(jobs.size()):
+        job = jobs.apply(i)
+        if job.jobId() <= after_job:
+            continue
+        submitted, completed = job.submissionTime(), job.completionTime()
+        seconds = (
+            (completed.get().getTime() - submitted.get().getTime()) / 1000
+            if submitted.isDefined() and completed.isDefined()
+            else None
+        )
+        description = job.description().get() if job.description().isDefined() else ""
+        out.append({"job": job.jobId(), "seconds": seconds, "name": str(job.name()), "description": str(description)})
+    return sorted(out, key=lambda j: j["job"])
+
+
+def delta_commits_since(spark: SparkSession, tables: dict[str, io.TableRef], since: datetime) -> list[dict[str, Any]]:
+    """The Delta commits made to `tables` from `since` on: table, version, operation, its own time."""
+    out = []
+    for label, ref in tables.items():
+        if not io.table_exists(spark, ref):
+            continue
+        history = spark.sql(f"DESCRIBE HISTORY {io.sql_identifier(ref)} LIMIT 20").collect()
+        for row in history:
+            if row.timestamp.replace(tzinfo=None) < since.replace(tzinfo=None):
+                continue
+            metrics = row.operationMetrics or {}
+            millis = metrics.get("executionTimeMs")
+            out.append(
+                {
+                    "table": label,
+                    "version": row.version,
+                    "operation": row.operation,
+                    "committed_at": row.timestamp.isoformat(),
+                    "execution_seconds": round(int(millis) / 1000, 2) if millis else None,
+                }
+            )
+    return sorted(out, key=lambda c: c["committed_at"])
+
+
 def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, seed: int, repeats: int, out_dir: Path) -> dict[str, Any]:
     """Refresh a `days`-day report after one new day lands (daily partials) vs recompute it from raw.
 
@@ -470,9 +523,21 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
         io.append(new_day_df, io.TableRef(str(lake), True))
         total_rows += per_day
         window = HuntSettings(start=day_end - timedelta(days=days), end=day_end, trailing_days=days)
+        before_job, wall_start = last_job_id(spark), datetime.now()
         t0 = time.perf_counter()
         inc_report = incremental.run_incremental(spark, replace(base, hunt=window))
         inc_seconds = time.perf_counter() - t0
+        # The breakdown of the last refresh: its Spark jobs and the Delta commits it made.
+        breakdown = {
+            "refresh_kind": inc_report.refresh_kind,
+            "refresh_reason": inc_report.refresh_reason,
+            "spark_jobs": spark_jobs_after(spark, before_job),
+            "delta_commits": delta_commits_since(
+                spark,
+                {name: getattr(inc_report.locations, name) for name in ("source", "partials", "output", "run_log", "quarantine")},
+                wall_start,
+            ),
+        }
         t0 = time.perf_counter()
         full_report = pipeline.run(spark, replace(full, hunt=window))
         full_seconds = time.perf_counter() - t0
@@ -502,6 +567,7 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
         "backfill_seconds": round(backfill_seconds, 1),
         "results_equal": last_window(base) == last_window(full),
         "variant": partials.variant("kql", False, False, False),
+        "refresh_breakdown": breakdown,
     }
     for name in timings:
         result[name] = {
@@ -590,8 +656,24 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"  {'commit floor':<12} median {v['median']:>6.2f} s  (results replace + run-log append only)  runs {v['seconds']}")
             print(f"  recompute/incremental {inc['recompute_over_incremental']}x (target >= 10; rows read <= 1/30 = 3.33%)")
             print(f"  recompute/commit floor {inc['recompute_over_commit_floor']}x: no refresh that commits its results and run log can beat this")
+            print_refresh_breakdown(inc["refresh_breakdown"])
     print()
     print(f"total benchmark time {results['total_seconds']:.0f} s")
+
+
+def print_refresh_breakdown(breakdown: dict[str, Any]) -> None:
+    """The last refresh's Spark jobs and Delta commits, with their durations."""
+    jobs = breakdown["spark_jobs"]
+    timed = [j["seconds"] for j in jobs if j["seconds"] is not None]
+    print(f"  last refresh: {breakdown['refresh_kind']} ({breakdown['refresh_reason']})")
+    print(f"  its {len(jobs)} Spark jobs, {sum(timed):.2f} s in total (jobs may overlap):")
+    for j in jobs:
+        seconds = f"{j['seconds']:6.2f} s" if j["seconds"] is not None else "     ? s"
+        print(f"    job {j['job']:>5} {seconds}  {j['name']}  {' '.join(j['description'].split())[:60]}")
+    print(f"  its {len(breakdown['delta_commits'])} Delta commits:")
+    for c in breakdown["delta_commits"]:
+        took = f"{c['execution_seconds']:.2f} s" if c["execution_seconds"] is not None else "-"
+        print(f"    {c['committed_at']}  {c['table']:<10} v{c['version']:<5} {c['operation']:<20} execution {took}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, partials, quality, runlog, schema
-from partner_hunt.backfill import Markers, OnBatch, compute_in_batches, read_markers, write_window_reports
+from partner_hunt import changes, io, partials, quality, runlog
+from partner_hunt.backfill import (
+    Markers,
+    OnBatch,
+    compute_in_batches,
+    read_markers,
+    write_window_reports,
+)
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
 
 COMMAND = "run --incremental"
+log = logging.getLogger("partner_hunt")
 
 
 def last_incremental_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
@@ -56,7 +64,7 @@ def refresh_window(config: Config, now: datetime | None = None) -> tuple[date, d
     return start, end
 
 
-def days_to_compute(window_days: list[date], done: set[date], changed: set[date] | None) -> list[date]:
+def days_to_compute(window_days: list[date], done: set[date], changed: Collection[date] | None) -> list[date]:
     """The days a refresh recomputes: every day when the changes are unknown, else the window's
     missing days and every changed day that is committed or in the window."""
     if changed is None:
@@ -90,19 +98,25 @@ def _refresh(
         )
     markers.check_source(report.locations)
     previous = incremental_watermark(last_incremental, markers, report.variant)
-    changed = None
-    if previous is not None and report.source_version is not None:
-        zoned = isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
-        changed = io.changed_days(
-            spark, report.locations.source, previous, report.source_version, _source_days,
-            day_column="Timestamp" if zoned else None,
-        )
-    todo = days_to_compute(partials.days_between(start, end), markers.done_days(report.variant), changed)
+    change = find_changes(spark, report.locations.source, previous, report.source_version)
+    report.refresh_kind, report.refresh_reason = change.kind, change.reason
+    window_days = partials.days_between(start, end)
+    if change.days is None:
+        # The first refresh is expected to compute everything; any later one doing so is a cost
+        # nobody asked for, and says so with the fix.
+        level = logging.INFO if change.reason == changes.FIRST_REFRESH else logging.WARNING
+        log.log(level, "run --incremental recomputes the whole window %s..%s: %s", start, end, change.reason)
+    todo = days_to_compute(window_days, markers.done_days(report.variant), change.days)
     compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch)
     write_window_reports(spark, config, report, [(start, end)])
 
 
-def _source_days(files_df: DataFrame) -> DataFrame:
-    """The distinct UTC days of some source rows (Timestamp in any accepted shape)."""
-    canonical = files_df.transform(schema.to_canonical, schema.Requirements())
-    return canonical.select(hunt.utc_day(F.col("Timestamp")).alias("Day")).filter(F.col("Day").isNotNull()).distinct()
+def find_changes(
+    spark: SparkSession, source: io.TableRef, previous: int | None, current: int | None
+) -> changes.ChangeResult:
+    """What changed in the source since the watermark, or why the whole window must be recomputed."""
+    if previous is None:
+        return changes.ChangeResult.full(changes.FIRST_REFRESH)
+    if current is None:
+        return changes.ChangeResult.full(f"the source '{source}' has no Delta history to compare with")
+    return changes.changed_days(spark, source, previous, current)

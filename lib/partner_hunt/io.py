@@ -4,7 +4,6 @@ Where tables are (`TableRef`, `Locations`) lives in `locations.py`; its names ar
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
@@ -18,31 +17,17 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt.locations import (
-    _URI,
+# Where tables are lives in locations.py; callers keep naming these io.TableRef, io.Locations, ...
+from partner_hunt.locations import (  # noqa: F401 - re-exported
+    CorruptFileError,
+    Locations,
+    TableFormatError,
+    TableNotFoundError,
+    TableRef,
+    folder_location,
     has_delta_log,
     is_local_folder,
-)
-from partner_hunt.locations import (
-    CorruptFileError as CorruptFileError,
-)
-from partner_hunt.locations import (
-    Locations as Locations,
-)
-from partner_hunt.locations import (
-    TableFormatError as TableFormatError,
-)
-from partner_hunt.locations import (
-    TableNotFoundError as TableNotFoundError,
-)
-from partner_hunt.locations import (
-    TableRef as TableRef,
-)
-from partner_hunt.locations import (
-    folder_location as folder_location,
-)
-from partner_hunt.locations import (
-    resolve as resolve,
+    resolve,
 )
 
 
@@ -246,79 +231,14 @@ def table_location(spark: SparkSession, ref: TableRef) -> str:
     return str(_detail(spark, ref)["location"])
 
 
-# The parts of a Delta commit that say which data files it added or removed.
-_FILE_ACTIONS = "add struct<path: string, dataChange: boolean, stats: string>, remove struct<path: string, dataChange: boolean, stats: string>"
+def sql_identifier(ref: TableRef) -> str:
+    """The table as a validated SQL identifier, for Delta commands that take no bound values."""
+    return _sql_identifier(ref)
 
 
-def stats_day(stats: str | None, column: str) -> date | None:
-    """The one UTC day all of a data file's `column` values fall on, from its Delta statistics.
-
-    None when the statistics do not settle it: missing, not a zoned timestamp, nulls in the
-    column (a null Timestamp belongs to no day but must still be seen), or values spanning days.
-    Delta truncates timestamp statistics to milliseconds, which never moves a value across midnight.
-    """
-    if not stats:
-        return None
-    try:
-        parsed = json.loads(stats)
-        low = datetime.fromisoformat(parsed["minValues"][column])
-        high = datetime.fromisoformat(parsed["maxValues"][column])
-        nulls = parsed.get("nullCount", {}).get(column)
-    except (ValueError, KeyError, TypeError):
-        return None
-    if low.tzinfo is None or high.tzinfo is None or nulls != 0:
-        return None
-    first, last = low.astimezone(timezone.utc).date(), high.astimezone(timezone.utc).date()
-    return first if first == last else None
-
-
-def changed_days(
-    spark: SparkSession,
-    ref: TableRef,
-    from_version: int,
-    to_version: int,
-    days_of: Callable[[DataFrame], DataFrame],
-    day_column: str | None = None,
-) -> set | None:
-    """The days touched by the commits in `(from_version, to_version]` of a Delta table.
-
-    Reads those commits' add/remove actions from the transaction log. A file whose statistics
-    put all of `day_column` (a zoned timestamp column, when given) on one day counts for that day
-    without being opened, which is the usual case for a day of new data; the data files of the
-    rest are read (only what `days_of` needs) and `days_of` gives their days. Files removed by a
-    delete or an update count too: their days changed. Returns None when that history is gone
-    (log cleaned up, files vacuumed), so the caller recomputes instead of trusting a partial answer.
-    """
-    if to_version <= from_version:
-        return set()
-    location = table_location(spark, ref).rstrip("/")
-    logs = [f"{location}/_delta_log/{v:020d}.json" for v in range(from_version + 1, to_version + 1)]
-    try:
-        # A fixed schema: inferring one from the log would cost a pass of its own.
-        actions = spark.read.schema(_FILE_ACTIONS).json(logs)
-        # Files rewritten without changing data (OPTIMIZE, compaction) change no day.
-        touched = [
-            actions.filter(F.col(f"{kind}.path").isNotNull() & F.coalesce(F.col(f"{kind}.dataChange"), F.lit(True)))
-            .select(F.col(f"{kind}.path").alias("path"), F.col(f"{kind}.stats").alias("stats"))
-            for kind in ("add", "remove")
-        ]
-        # Bounded by the number of files the commits touched: transaction-log metadata, not fact data.
-        files = touched[0].unionByName(touched[1]).distinct().collect()
-        days: set = set()
-        unsettled = set()
-        for row in files:
-            day = stats_day(row["stats"], day_column) if day_column else None
-            if day is None:
-                unsettled.add(row["path"])
-            else:
-                days.add(day)
-        if unsettled:
-            paths = [p if _URI.match(p) or p.startswith("/") else f"{location}/{unquote(p)}" for p in sorted(unsettled)]
-            # Bounded: one row per distinct day.
-            days |= {r["Day"] for r in days_of(spark.read.parquet(*paths)).collect()}
-        return days
-    except Exception:  # noqa: BLE001 - any gap in the history means "recompute", never "nothing changed"
-        return None
+def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    """A Delta table's properties (`DESCRIBE DETAIL`), by name or path."""
+    return dict(_detail(spark, ref)["properties"] or {})
 
 
 def upsert(df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = ()) -> None:

@@ -63,6 +63,9 @@ class RunReport:
     skipped_files: list[str] = field(default_factory=list)
     analyst_outputs: AnalystOutputs | None = None
     job_run_id: str | None = None
+    # `run --incremental` only: "incremental" (the changed days) or "full" (the whole window), and why.
+    refresh_kind: str | None = None
+    refresh_reason: str | None = None
 
     @property
     def rows_used(self) -> int:
@@ -155,6 +158,8 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.result_rows,
         list(report.skipped_files),
         report.job_run_id,
+        report.refresh_kind,
+        report.refresh_reason,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 

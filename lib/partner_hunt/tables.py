@@ -33,7 +33,9 @@ RUN_LOG_DDL = (
     "SourceVersion bigint, Output string, Mode string, Variant string, "
     "WindowStart timestamp, WindowEnd timestamp, DaysComputed array<date>, RowsRead bigint, "
     "RowsUsed bigint, RowsQuarantined bigint, QuarantineByReason map<string,bigint>, "
-    "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>, JobRunId string"
+    "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>, JobRunId string, "
+    # `run --incremental` only: whether it recomputed the changed days or the whole window, and why.
+    "RefreshKind string, RefreshReason string"
 )
 
 QUARANTINE_DDL = (

@@ -1,17 +1,16 @@
-"""Table references, replaceWhere predicates and file statistics: pure logic, no Spark needed."""
+"""Table references, replaceWhere predicates: pure logic, no Spark needed."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-
 import os
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from partner_hunt import io
-from partner_hunt.outputs import jsonl_location
 from partner_hunt.config import config_from_mapping
-from partner_hunt.io import TableFormatError, TableRef, equality_predicate, in_predicate, stats_day
+from partner_hunt.io import TableFormatError, TableRef, equality_predicate, in_predicate
+from partner_hunt.outputs import jsonl_location
 
 
 @pytest.mark.parametrize(
@@ -198,36 +197,3 @@ def test_predicates_render_typed_values():
     assert in_predicate("Day", [date(2026, 3, 1)]) == "Day IN (DATE '2026-03-01')"
     with pytest.raises(ValueError):
         equality_predicate({"a; drop": 1})
-
-
-def _stats(low, high, nulls=0, column="Timestamp"):
-    """A Delta `add.stats` string as the writer records it."""
-    import json
-
-    return json.dumps(
-        {"numRecords": 3, "minValues": {column: low}, "maxValues": {column: high}, "nullCount": {column: nulls}}
-    )
-
-
-@pytest.mark.parametrize(
-    "stats,expected",
-    [
-        # A day of new data: settled without opening the file.
-        (_stats("2026-01-02T00:00:00.000Z", "2026-01-02T23:59:59.999Z"), date(2026, 1, 2)),
-        # Offsets are the session's time zone; the day is the UTC one.
-        (_stats("2026-01-01T23:30:00.000-01:00", "2026-01-02T22:00:00.000-01:00"), date(2026, 1, 2)),
-        # Spanning midnight (UTC): the file must be read to find its days.
-        (_stats("2026-01-01T23:59:59.999Z", "2026-01-02T00:00:00.000Z"), None),
-        # A null Timestamp belongs to no day, but the file must still be looked at.
-        (_stats("2026-01-02T01:00:00.000Z", "2026-01-02T02:00:00.000Z", nulls=1), None),
-        # TIMESTAMP_NTZ statistics carry no zone: no UTC day can be read off them.
-        (_stats("2026-01-02T01:00:00.000", "2026-01-02T02:00:00.000"), None),
-        # No statistics, or none for this column (not among the indexed ones, or a mapped name).
-        (None, None),
-        ('{"numRecords": 3}', None),
-        (_stats("2026-01-02T01:00:00.000Z", "2026-01-02T02:00:00.000Z", column="col-1f2e"), None),
-        ("not json", None),
-    ],
-)
-def test_stats_settle_a_file_day_only_when_unambiguous(stats, expected):
-    assert stats_day(stats, "Timestamp") == expected
