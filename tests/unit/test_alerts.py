@@ -8,7 +8,6 @@ from datetime import date, datetime, timezone
 
 import pytest
 from chispa import assert_df_equality
-
 from pyspark.sql import functions as F
 
 from partner_hunt import alerts, io
