@@ -240,17 +240,14 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
 
     Needs `ALERT_COLUMNS`. Written with Spark's JSON writer (`io.write_jsonl`) this is JSON Lines,
     null attributes (an open window bound, a missing ratio) are left out, and the readable window
-    bounds in `unmapped` are rendered in UTC. A withdrawn alert is a `Close` of the finding with
-    status Resolved at its withdrawal time; one raised again after its first run is an `Update`.
+    bounds in `unmapped` are rendered in UTC. An active alert is a `Create` with status New, a
+    withdrawn one a `Close` with status Resolved at its withdrawal time. Nothing here names the run
+    that last raised it, so rerunning a window writes the same lines (bar the times).
     """
     alerts_df = alerts_df.transform(with_status)
     domain = F.col("SenderFromDomain")
     withdrawn = F.col("Status") == F.lit(STATUS_RESOLVED)
-    activity = (
-        F.when(withdrawn, F.lit(ACTIVITY_CLOSE))
-        .when(F.col("LastRaisedAt") > F.col("FirstRaisedAt"), F.lit(ACTIVITY_UPDATE))
-        .otherwise(F.lit(ACTIVITY_CREATE))
-    )
+    activity = F.when(withdrawn, F.lit(ACTIVITY_CLOSE)).otherwise(F.lit(ACTIVITY_CREATE))
     activity_name = F.element_at(
         F.create_map(*[x for k, v in ACTIVITY_NAMES.items() for x in (F.lit(k), F.lit(v))]), activity
     )
@@ -337,7 +334,6 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
             "BaselineDailyThreats",
             "Reasons",
             "MitreTactic",
-            "RunId",
             "WithdrawnByRunId",
         ).alias("unmapped"),
     )

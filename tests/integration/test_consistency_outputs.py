@@ -125,7 +125,7 @@ def test_rerun_withdraws_stale_alerts_and_raises_them_again(spark, source, tmp_p
     findings = jsonl(partition)
     assert {d: (f["status_id"], f["status"], f["activity_name"]) for d, f in findings.items()} == {
         "p.com": (4, "Resolved", "Close"),
-        "q.com": (1, "New", "Update"),
+        "q.com": (1, "New", "Create"),
     }
     # The window's evidence is replaced as a whole: the excluded domain's row is gone.
     evidence = spark.read.format("delta").load(f"{out}_evidence").select("SenderFromDomain").collect()
