@@ -10,8 +10,10 @@ Three rules, each off when its threshold is null or 0:
   has a baseline of 0, so its first `spike_min_inbound` threats are a spike).
 
 The alert id is a hash of (tenant, window, domain, mode), so raising the same alert again updates
-it instead of adding a second one. `to_ocsf` shapes alert rows as OCSF 1.3 Detection Findings
-(class 2004) for a SIEM. Every function here is a pure transform.
+it instead of adding a second one. An alert of a window that a later run of the same window no
+longer raises is withdrawn (`Status` Resolved, see `withdrawal`), and raised again it is `New`
+again. `to_ocsf` shapes alert rows as OCSF 1.3 Detection Findings (class 2004) for a SIEM. Every
+function here is a pure transform.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ OCSF_VERSION = "1.3.0"
 
 # Kept from the first time an alert was raised when it is raised again.
 PRESERVED_ON_UPDATE = ("FirstRaisedAt",)
+
+# The alert's `Status`, named as OCSF 1.3.0 detection_finding `status` (status_id 1 and 4): raised
+# by the latest run of its window, or withdrawn by it. An alert stored before the column existed
+# (null) was raised and never withdrawn, so it reads as New.
+STATUS_NEW, STATUS_RESOLVED = "New", "Resolved"
+OCSF_STATUS_IDS = {"New": 1, "In Progress": 2, "Suppressed": 3, "Resolved": 4, "Other": 99}
+# OCSF detection_finding activity_id -> name; type_uid = class_uid * 100 + activity_id.
+ACTIVITY_CREATE, ACTIVITY_UPDATE, ACTIVITY_CLOSE = 1, 2, 3
+ACTIVITY_NAMES = {1: "Create", 2: "Update", 3: "Close"}
 
 
 def covered_days(partials_df: DataFrame, variant_key: str, start: date, end: date) -> DataFrame:
@@ -193,7 +204,20 @@ def build_alerts(
         raised.alias("FirstRaisedAt"),
         raised.alias("LastRaisedAt"),
         F.lit(run_id).alias("RunId"),
+        F.lit(STATUS_NEW).alias("Status"),
+        F.lit(None).cast("timestamp").alias("WithdrawnAt"),
+        F.lit(None).cast("string").alias("WithdrawnByRunId"),
     )
+
+
+def withdrawal(run_id: str, withdrawn_at: datetime) -> dict[str, object]:
+    """The values an alert takes when run `run_id` of its window no longer raises it."""
+    return {"Status": STATUS_RESOLVED, "WithdrawnAt": withdrawn_at, "WithdrawnByRunId": run_id}
+
+
+def with_status(alerts_df: DataFrame) -> DataFrame:
+    """`Status` with a null (an alert stored before the column existed) read as New. Needs `Status`."""
+    return alerts_df.withColumn("Status", F.coalesce(F.col("Status"), F.lit(STATUS_NEW)))
 
 
 def sort_alerts(alerts_df: DataFrame) -> DataFrame:
@@ -216,9 +240,29 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
 
     Needs `ALERT_COLUMNS`. Written with Spark's JSON writer (`io.write_jsonl`) this is JSON Lines,
     null attributes (an open window bound, a missing ratio) are left out, and the readable window
-    bounds in `unmapped` are rendered in UTC.
+    bounds in `unmapped` are rendered in UTC. An active alert is a `Create` with status New, a
+    withdrawn one a `Close` with status Resolved at its withdrawal time. Nothing here names the run
+    that last raised it, so rerunning a window writes the same lines (bar the times).
     """
+    alerts_df = alerts_df.transform(with_status)
     domain = F.col("SenderFromDomain")
+    withdrawn = F.col("Status") == F.lit(STATUS_RESOLVED)
+    activity = F.when(withdrawn, F.lit(ACTIVITY_CLOSE)).otherwise(F.lit(ACTIVITY_CREATE))
+    activity_name = F.element_at(
+        F.create_map(*[x for k, v in ACTIVITY_NAMES.items() for x in (F.lit(k), F.lit(v))]), activity
+    )
+    status_id = F.element_at(
+        F.create_map(*[x for k, v in OCSF_STATUS_IDS.items() for x in (F.lit(k), F.lit(v))]), F.col("Status")
+    )
+    changed_at = F.when(withdrawn, F.col("WithdrawnAt")).otherwise(F.col("LastRaisedAt"))
+    status_detail = F.when(
+        withdrawn,
+        F.concat(
+            F.lit("withdrawn by run "),
+            F.col("WithdrawnByRunId"),
+            F.lit(": the window's latest results no longer cross a threshold for this domain"),
+        ),
+    )
     title = F.concat(
         F.lit("Partner domain "), domain, F.lit(" sent malicious Teams messages inbound ("), F.col("Mode"), F.lit(" mode)")
     )
@@ -230,20 +274,21 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
         F.array_join(F.col("Reasons"), ", "),
     )
     return alerts_df.select(
-        F.lit(1).alias("activity_id"),
-        F.lit("Create").alias("activity_name"),
+        activity.alias("activity_id"),
+        activity_name.alias("activity_name"),
         F.lit(2).alias("category_uid"),
         F.lit("Findings").alias("category_name"),
         F.lit(2004).alias("class_uid"),
         F.lit("Detection Finding").alias("class_name"),
-        F.lit(200401).alias("type_uid"),
-        F.lit("Detection Finding: Create").alias("type_name"),
+        (F.lit(200400) + activity).alias("type_uid"),
+        F.concat(F.lit("Detection Finding: "), activity_name).alias("type_name"),
         F.col("SeverityId").alias("severity_id"),
         F.col("Severity").alias("severity"),
-        F.lit(1).alias("status_id"),
-        F.lit("New").alias("status"),
+        F.coalesce(status_id, F.lit(OCSF_STATUS_IDS["Other"])).alias("status_id"),
+        F.col("Status").alias("status"),
+        status_detail.alias("status_detail"),
         F.lit(True).alias("is_alert"),
-        _millis(F.col("LastRaisedAt")).alias("time"),
+        _millis(changed_at).alias("time"),
         _millis(F.col("WindowStart")).alias("start_time"),
         _millis(F.col("WindowEnd")).alias("end_time"),
         F.col("IncomingTeamsMessagesWithThreats").alias("count"),
@@ -262,7 +307,7 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
             title.alias("title"),
             F.array(F.lit("Partner compromise")).alias("types"),
             _millis(F.col("FirstRaisedAt")).alias("created_time"),
-            _millis(F.col("LastRaisedAt")).alias("modified_time"),
+            _millis(changed_at).alias("modified_time"),
             F.struct(
                 F.col("RuleId").alias("uid"),
                 F.col("RuleName").alias("name"),
@@ -289,5 +334,6 @@ def to_ocsf(alerts_df: DataFrame) -> DataFrame:
             "BaselineDailyThreats",
             "Reasons",
             "MitreTactic",
+            "WithdrawnByRunId",
         ).alias("unmapped"),
     )

@@ -17,13 +17,10 @@ from pyspark.sql import types as T
 from partner_hunt import hunt, io, outputs, partials, quality, runlog
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
+from partner_hunt.outputs import PartialsMismatchError as PartialsMismatchError
 from partner_hunt.runlog import RunReport
 
 OnBatch = Callable[[list[date], int, int], None]
-
-
-class PartialsMismatchError(RuntimeError):
-    """The partials table belongs to another source."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +32,7 @@ class Markers:
 
     def check_source(self, locations: Locations) -> None:
         """Refuse to mix partials computed from another source into this partials table."""
-        others = sorted({r["Source"] for r in self.rows if r["Source"] != str(locations.source)})
-        if others:
-            raise PartialsMismatchError(
-                f"partials table '{locations.partials}' was computed from source '{others[0]}', not "
-                f"'{locations.source}'; give this hunt its own output (or state.partials) location"
-            )
+        outputs.check_partials_source((r["Source"] for r in self.rows), locations)
 
     def done_days(self, variant_key: str) -> set[date]:
         """Days whose partials are committed for this variant."""
@@ -93,7 +85,7 @@ def compute_days(spark: SparkSession, config: Config, report: RunReport, source_
         predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
         io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
         if quarantined:
-            quality.write_quarantine(prepared.bad_df, report)
+            quality.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
     finally:
         prepared.release()
         counts_df.unpersist()

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 MODES = ("kql", "corrected")
+# What the quarantine keeps of a bad row's original record (`SourceRecord`): see docs/personal-data.md.
+QUARANTINE_RECORDS = ("redacted", "full", "none")
 
 # Sentinel multi-tenant lakes carry TenantId; a single-tenant Defender export does not, and
 # then the whole table is one tenant with this documented id (the nil GUID).
@@ -159,10 +161,15 @@ class QualitySettings:
 
     max_bad_fraction: float = 0.01
     skip_corrupt_files: bool = False
+    quarantine_record: str = "redacted"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ConfigError("quality.max_bad_fraction: must be between 0 and 1")
+        if self.quarantine_record not in QUARANTINE_RECORDS:
+            raise ConfigError(
+                f"quality.quarantine_record: '{self.quarantine_record}' is not one of {', '.join(QUARANTINE_RECORDS)}"
+            )
 
 
 @dataclass(frozen=True)

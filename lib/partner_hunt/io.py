@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import unquote
 
@@ -241,14 +242,19 @@ def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
     return dict(_detail(spark, ref)["properties"] or {})
 
 
-def upsert(df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = ()) -> None:
-    """Insert rows whose `key` is new and update the rest in place (Delta MERGE).
+def upsert(
+    df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = (), retire: Retirement | None = None
+) -> None:
+    """Insert rows whose `key` is new and update the rest in place (Delta MERGE), in one commit.
 
     Rows are identified by `key` (a deterministic id), so writing the same rows twice leaves one
     copy of each; the `preserve` columns keep their stored value on update (e.g. when an alert was
-    first raised). `df` must hold at most one row per key, which MERGE requires.
+    first raised). `df` must hold at most one row per key, which MERGE requires. With `retire`, the
+    stored rows of its scope that `df` no longer holds get its values in the same MERGE (`WHEN NOT
+    MATCHED BY SOURCE`), so a reader never sees the new rows beside stale ones. Columns of `df`
+    that the table lacks are added first (additive schema growth).
     """
-    names = [key, *preserve, *df.columns]
+    names = [key, *preserve, *df.columns, *(retire.columns() if retire else ())]
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"bad column name {name!r}")
@@ -262,26 +268,35 @@ def upsert(df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = ())
         else:
             writer.saveAsTable(ref.location)
         return
+    _add_missing_columns(spark, ref, df)
     # SQL MERGE rather than DeltaTable.merge: over Spark Connect the DeltaTable API needs the Delta
-    # Connect server plugin, SQL only the Delta extension. Names are validated above; no values.
+    # Connect server plugin, SQL only the Delta extension. Names are validated above; every value
+    # is a bound parameter.
     view = f"partner_hunt_upsert_{uuid.uuid4().hex}"
     kept = set(preserve)
     updates = ", ".join(f"t.`{c}` = s.`{c}`" for c in df.columns if c not in kept)
+    query = (
+        f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` "
+        f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
+    )
+    args: dict[str, object] = {}
+    if retire is not None:
+        clause, args = retire.clause()
+        query += f" {clause}"
     df.createOrReplaceTempView(view)
     try:
-        spark.sql(
-            f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` "
-            f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
-        )
+        spark.sql(query, args=args or None)
     finally:
         spark.catalog.dropTempView(view)
 
 
 def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> None:
-    """Write rows as JSON Lines under the folder `path`, replacing only the partitions written.
+    """Write rows as JSON Lines under the folder `path`, replacing what was there.
 
-    Dynamic partition overwrite: rewriting one window's partition leaves the others alone, and
-    writing it again replaces its files instead of adding a second copy. Times are UTC.
+    With `partition_by`, dynamic partition overwrite: rewriting one window's partition leaves the
+    others alone, and writing it again replaces its files instead of adding a second copy. Without,
+    the folder's files are replaced as a whole, even by no rows (a partition folder given as
+    `path` is then emptied, which dynamic overwrite cannot do). Times are UTC.
     """
     (
         df.write.mode("overwrite")
@@ -390,3 +405,48 @@ def _opens(spark: SparkSession, path: str) -> bool:
         if unreadable_file(exc) is None and "parquet" not in str(exc).lower():
             raise
         return False
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What `upsert` does to stored rows of `scope` (column -> value, null-safe) absent from its
+    input: they get `values`, unless a column already holds its `unless` value (retired before)."""
+
+    scope: Mapping[str, object]
+    values: Mapping[str, object]
+    unless: Mapping[str, object] = field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        """Every column this names, for validation."""
+        return [*self.scope, *self.values, *self.unless]
+
+    def clause(self) -> tuple[str, dict[str, object]]:
+        """The `WHEN NOT MATCHED BY SOURCE` clause, and its bound parameters (names are validated)."""
+        args: dict[str, object] = {}
+
+        def bind(value: object) -> str:
+            name = f"p{len(args)}"
+            # Aware datetimes bind as instants; a naive one is UTC, as everywhere in the config.
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            args[name] = value
+            return f":{name}"
+
+        conditions = [f"t.`{c}` <=> {bind(v)}" for c, v in self.scope.items()]
+        conditions += [f"NOT (t.`{c}` <=> {bind(v)})" for c, v in self.unless.items()]
+        sets = ", ".join(f"t.`{c}` = {bind(v)}" for c, v in self.values.items())
+        return f"WHEN NOT MATCHED BY SOURCE AND {' AND '.join(conditions) or 'true'} THEN UPDATE SET {sets}", args
+
+
+def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame) -> None:
+    """Add the columns of `df` that the table lacks (a table written by an older version)."""
+    present = {name.lower() for name in read_table(spark, ref).columns}
+    missing = [f for f in df.schema.fields if f.name.lower() not in present]
+    if not missing:
+        return
+    for f in missing:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f.name):
+            raise ValueError(f"bad column name {f.name!r}")
+    # Names validated above; types are Spark's own rendering of the DataFrame's schema.
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+    spark.sql(f"ALTER TABLE {_sql_identifier(ref)} ADD COLUMNS ({columns})")

@@ -2,11 +2,16 @@
 
 Orchestration below the commands: it decides what to read and write for one window and calls
 the pure transforms of `evidence.py` and `alerts.py`; every table read and write goes through
-`io.py`. Both tables are keyed on the window, so reruns replace or update, never duplicate.
+`io.py`. Both tables are keyed on the window, and every run of a window leaves that window's
+evidence, alerts and alert JSON Lines consistent with its new results: evidence rows replaced as a
+whole, alerts the results no longer raise withdrawn (not deleted), the JSON Lines rewritten.
+
+The partials' source check lives here too, below every command that reads or writes partials.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -14,9 +19,36 @@ from pyspark.sql import functions as F
 
 from partner_hunt import alerts, evidence, hunt, io
 from partner_hunt.config import Config
+from partner_hunt.locations import Locations
 from partner_hunt.runlog import AnalystOutputs, RunReport
 
 Window = tuple[datetime | None, datetime | None]
+
+
+class PartialsMismatchError(RuntimeError):
+    """The partials table belongs to another source."""
+
+
+def check_partials_source(sources: Iterable[str | None], locations: Locations) -> None:
+    """Refuse to use or extend partials computed from another source (`sources`: their markers')."""
+    others = sorted({str(s) for s in sources if s != str(locations.source)})
+    if others:
+        raise PartialsMismatchError(
+            f"partials table '{locations.partials}' was computed from source '{others[0]}', not "
+            f"'{locations.source}'; give this hunt its own output (or state.partials) location"
+        )
+
+
+def partials_sources(partials_df: DataFrame) -> list[str | None]:
+    """The sources the partials' marker rows name (bounded: distinct sources, in practice one)."""
+    rows = partials_df.filter(F.col("Domain").isNull()).select("Source").distinct().collect()
+    return [r["Source"] for r in rows]
+
+
+def check_partials(spark: SparkSession, locations: Locations) -> None:
+    """`check_partials_source` over the partials table, if there is one yet."""
+    if io.table_exists(spark, locations.partials):
+        check_partials_source(partials_sources(io.read_table(spark, locations.partials)), locations)
 
 
 def window_key(mode: str, window: Window) -> dict[str, object]:
@@ -68,6 +100,7 @@ def write_outputs(
         outputs.evidence_rows = report.result_rows
     elif config.evidence.enabled:
         outputs.notes.append("evidence not written: it needs the raw events of the window (use `run`)")
+        _prune_evidence(spark, report, window, results_df, outputs)
     if config.alerts.enabled:
         _write_alerts(spark, config, report, window, results_df, outputs)
     return outputs
@@ -91,6 +124,26 @@ def _write_evidence(
     io.replace_where(evidence_df, report.locations.evidence, io.equality_predicate(key))
 
 
+def _prune_evidence(
+    spark: SparkSession, report: RunReport, window: Window, results_df: DataFrame, outputs: AnalystOutputs
+) -> None:
+    """Drop the window's evidence rows (from an earlier `run`) whose domain its new results lack."""
+    ref = report.locations.evidence
+    if not io.table_exists(spark, ref):
+        return
+    key = window_key(report.mode, window)
+    stored_df = io.read_window_rows(spark, ref, key)
+    keys_df = results_df.select(F.col("TenantId").alias("_tenant"), F.col("SenderFromDomain").alias("_domain"))
+    on = F.col("TenantId").eqNullSafe(F.col("_tenant")) & F.col("SenderFromDomain").eqNullSafe(F.col("_domain"))
+    # Bounded: evidence rows of one window, at most its results rows.
+    stale = stored_df.join(F.broadcast(keys_df), on=on, how="left_anti").count()
+    if stale:
+        io.replace_where(
+            stored_df.join(F.broadcast(keys_df), on=on, how="left_semi"), ref, io.equality_predicate(key)
+        )
+        outputs.notes.append(f"{stale} evidence row(s) of this window removed: their domain left the results")
+
+
 def _baseline(
     spark: SparkSession, config: Config, report: RunReport, window: Window, notes: list[str]
 ) -> tuple[DataFrame | None, float | None]:
@@ -106,6 +159,7 @@ def _baseline(
         notes.append(f"spike rule skipped: no daily partials at {report.locations.partials} (run `backfill` first)")
         return None, None
     partials_df = io.read_table(spark, report.locations.partials)
+    check_partials_source(partials_sources(partials_df), report.locations)
     base_end = start.date()
     base_start = base_end - timedelta(days=settings.spike_baseline_days)
     # One row: the number of baseline days that were computed.
@@ -144,22 +198,50 @@ def _write_alerts(
         high_inbound_threats=settings.high_inbound_threats,
     )
     ref = report.locations.alerts
-    io.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
+    key = window_key(report.mode, window)
+    # One MERGE: new alerts inserted, re-raised ones updated (New again, FirstRaisedAt kept), and
+    # the window's alerts these results no longer raise withdrawn, so no reader sees a mix.
+    retire = io.Retirement(
+        scope=key,
+        values=alerts.withdrawal(report.run_id, report.started_at),
+        unless={"Status": alerts.STATUS_RESOLVED},
+    )
+    io.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     outputs.alerts = str(ref)
     # Read back so that re-raised alerts carry their stored first-raised time.
-    raised_df = io.read_window_rows(spark, ref, window_key(report.mode, window)).filter(
-        F.col("RunId") == F.lit(report.run_id)
-    )
-    # Bounded: one row per alert of one window, at most the window's results rows.
-    outputs.alerts_raised = raised_df.count()
-    top = config.hunt.top
-    outputs.top_alerts = raised_df.transform(alerts.sort_alerts).limit(top).collect() if top else []
+    window_df = io.read_window_rows(spark, ref, key).transform(alerts.with_status).cache()
+    try:
+        raised = (F.col("RunId") == F.lit(report.run_id)) & (F.col("Status") == F.lit(alerts.STATUS_NEW))
+        withdrawn = F.col("WithdrawnByRunId") == F.lit(report.run_id)
+        # Bounded: one row of counts over one window's alerts.
+        counts = window_df.agg(
+            F.count_if(raised).alias("raised"), F.count_if(withdrawn).alias("withdrawn")
+        ).collect()[0]
+        outputs.alerts_raised, outputs.alerts_withdrawn = int(counts["raised"]), int(counts["withdrawn"])
+        top = config.hunt.top
+        if top:
+            # Bounded: at most `top` alert rows each.
+            outputs.top_alerts = window_df.filter(raised).transform(alerts.sort_alerts).limit(top).collect()
+            outputs.withdrawn_alerts = window_df.filter(withdrawn).transform(alerts.sort_alerts).limit(top).collect()
+        _write_alert_jsonl(config, report, window, window_df, outputs)
+    finally:
+        window_df.unpersist()
+
+
+def _write_alert_jsonl(
+    config: Config, report: RunReport, window: Window, window_df: DataFrame, outputs: AnalystOutputs
+) -> None:
+    """Rewrite the window's JSON Lines partition: every alert of the window, active or withdrawn.
+
+    Written on every run, even when nothing is raised, so that a SIEM tailing the folder sees a
+    withdrawal as a Resolved finding; a window with no alert at all gets an empty partition.
+    """
     folder = jsonl_location(config, report.locations.output)
     if folder is None:
         outputs.notes.append("alert JSON Lines not written: set alerts.jsonl for a catalog-table output")
-    elif outputs.alerts_raised:
-        ocsf_df = raised_df.transform(alerts.to_ocsf).withColumns(
-            {"mode": F.lit(report.mode), "window": F.lit(jsonl_window_folder(window))}
-        )
-        io.write_jsonl(ocsf_df, folder, partition_by=["mode", "window"])
-        outputs.alerts_jsonl = f"{folder}/mode={report.mode}/window={jsonl_window_folder(window)}"
+        return
+    partition = f"{folder}/mode={report.mode}/window={jsonl_window_folder(window)}"
+    # The partition's own folder, overwritten whole: dynamic partition overwrite leaves a partition
+    # that no row is written to untouched, and a window whose last alert is gone must not keep it.
+    io.write_jsonl(window_df.transform(alerts.to_ocsf), partition)
+    outputs.alerts_jsonl = partition

@@ -41,6 +41,7 @@ def run(spark: SparkSession, config: Config, command: str = "run") -> RunReport:
 
 def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     window = (report.window_start, report.window_end)
+    outputs.check_partials(spark, report.locations)
     source_df, report.source_version = quality.read_source(spark, config, report.locations)
     prepared, counts_df = plan_counts(source_df, config, window)
     # One row per (tenant, domain), so caching it is cheap; materialising it fills the row
@@ -55,7 +56,7 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
         predicate = io.equality_predicate(report.window_key())
         report.top_rows = outputs.write_results(results_df, report, predicate, config.hunt.top)
         if quarantined:
-            quality.write_quarantine(prepared.bad_df, report)
+            quality.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
     finally:
         prepared.release()
         counts_df.unpersist()

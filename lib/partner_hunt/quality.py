@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, schema
+from partner_hunt import hunt, io, privacy, schema
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
@@ -129,8 +129,12 @@ def account(report: RunReport, prepared: Prepared, config: Config, counts_df: Da
     return quarantined
 
 
-def write_quarantine(bad_df: DataFrame, report: RunReport) -> None:
-    """Append this run's quarantined rows, with their reason and the original record."""
+def write_quarantine(bad_df: DataFrame, report: RunReport, record: str = "redacted") -> None:
+    """Append this run's quarantined rows, with their reason and the original record.
+
+    `record` is `quality.quarantine_record`: the record as read (`full`), with e-mail local parts
+    hashed and display names dropped (`redacted`), or not kept (`none`).
+    """
     io.append(
         bad_df.select(
             F.lit(report.run_id).alias("RunId"),
@@ -141,7 +145,7 @@ def write_quarantine(bad_df: DataFrame, report: RunReport) -> None:
             "Timestamp",
             "TeamsMessageId",
             "ReportId",
-            "SourceRecord",
+            privacy.source_record(F.col("SourceRecord"), record).alias("SourceRecord"),
         ),
         report.locations.quarantine,
     )

@@ -25,14 +25,20 @@ class RunLogError(RuntimeError):
 
 @dataclass
 class AnalystOutputs:
-    """What a run wrote beside its results (evidence, alerts), for the terminal and the notebook."""
+    """What a run wrote beside its results (evidence, alerts), for the terminal and the notebook.
+
+    `alerts_raised` counts the window's alerts this run raised (new or again); `alerts_withdrawn`
+    those of the window it withdrew because its results no longer raise them.
+    """
 
     evidence: str | None = None
     evidence_rows: int = 0
     alerts: str | None = None
     alerts_jsonl: str | None = None
     alerts_raised: int = 0
+    alerts_withdrawn: int = 0
     top_alerts: list[Row] = field(default_factory=list)
+    withdrawn_alerts: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 

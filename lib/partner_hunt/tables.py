@@ -55,13 +55,17 @@ EVIDENCE_DDL = (
     "RunId string, ComputedAt timestamp"
 )
 
+# `Status` is `New` while the latest run of the alert's window raises it and `Resolved` once a
+# run of that window no longer does (`WithdrawnAt`, `WithdrawnByRunId`); new columns go last, so
+# an alerts table written before them gains them by ALTER TABLE ADD COLUMNS (`io.upsert`).
 ALERTS_DDL = (
     "AlertId string, TenantId string, SenderFromDomain string, WindowStart timestamp, "
     "WindowEnd timestamp, Mode string, OutboundTeamsMessages bigint, "
     "IncomingTeamsMessagesWithThreats bigint, Bad_Traffic_Percentage double, "
     "BaselineDailyThreats double, Reasons array<string>, SeverityId int, Severity string, "
     "RuleId string, RuleName string, MitreTechnique string, MitreTactic string, "
-    "FirstRaisedAt timestamp, LastRaisedAt timestamp, RunId string"
+    "FirstRaisedAt timestamp, LastRaisedAt timestamp, RunId string, "
+    "Status string, WithdrawnAt timestamp, WithdrawnByRunId string"
 )
 
 

@@ -133,7 +133,7 @@ def print_run(report: Any, config: Config) -> None:
     if outputs is not None and outputs.evidence:
         say(f"evidence   -> {outputs.evidence} ({outputs.evidence_rows:,} domains)")
     if outputs is not None and outputs.alerts:
-        say(f"alerts     -> {outputs.alerts} ({outputs.alerts_raised:,} raised)")
+        say(f"alerts     -> {outputs.alerts} ({outputs.alerts_raised:,} raised, {outputs.alerts_withdrawn:,} withdrawn)")
     if outputs is not None and outputs.alerts_jsonl:
         say(f"alert JSONL-> {outputs.alerts_jsonl}")
     if report.rows_quarantined:
@@ -146,20 +146,25 @@ def print_run(report: Any, config: Config) -> None:
 
 
 def print_alerts(outputs: Any) -> None:
-    """The alerts a run raised (already sorted and bounded), or one line saying there were none."""
+    """The alerts a run raised (already sorted and bounded) and the ones it withdrew, or one line."""
     if not outputs.alerts:
         return
-    if not outputs.alerts_raised:
-        say("Alerts: none raised (no domain crossed a threshold).")
+    raised, withdrawn = outputs.alerts_raised, getattr(outputs, "alerts_withdrawn", 0)
+    quiet = " (no domain crossed a threshold)" if not raised else ""
+    say(f"Alerts: {raised:,} raised, {withdrawn:,} withdrawn{quiet}")
+    if withdrawn:
+        gone = getattr(outputs, "withdrawn_alerts", [])
+        shown = ", ".join(_domain(r["SenderFromDomain"]) for r in gone)
+        more = f" (and {withdrawn - len(gone):,} more)" if withdrawn > len(gone) else ""
+        if shown:
+            say(f"Alerts withdrawn (no longer raised by this window's results, now Resolved): {shown}{more}")
+    if not raised or not outputs.top_alerts:
         return
-    if not outputs.top_alerts:
-        say(f"Alerts raised: {outputs.alerts_raised:,}")
-        return
-    shown = len(outputs.top_alerts)
-    more = f", top {shown} shown" if outputs.alerts_raised > shown else ""
+    shown_n = len(outputs.top_alerts)
+    more = f", top {shown_n} shown" if raised > shown_n else ""
     show_tenant = len({r["TenantId"] for r in outputs.top_alerts}) > 1
     headers = (["TenantId"] if show_tenant else []) + ["Severity", "SenderFromDomain", "Inbound threats", "Outbound", "Why", "AlertId"]
-    grid = Grid(f"Alerts raised: {outputs.alerts_raised:,}{more}", headers, right={"Inbound threats", "Outbound"})
+    grid = Grid(f"Alerts raised: {raised:,}{more}", headers, right={"Inbound threats", "Outbound"})
     for r in outputs.top_alerts:
         cells = [r["TenantId"]] if show_tenant else []
         cells += [

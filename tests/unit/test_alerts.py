@@ -8,7 +8,6 @@ from datetime import date, datetime, timezone
 
 import pytest
 from chispa import assert_df_equality
-
 from pyspark.sql import functions as F
 
 from partner_hunt import alerts, io
@@ -188,3 +187,58 @@ def test_alerting_twice_keeps_one_alert_and_its_first_raised_time(spark, tmp_pat
     lines = [line for f in sorted(out.glob("window=w1/*.json")) for line in f.read_text().splitlines() if line]
     assert len(lines) == 2
     assert {json.loads(line)["finding_info"]["uid"] for line in lines} == {expected_id("p.com"), expected_id("q.com")}
+
+
+def test_new_alerts_are_active_and_withdrawal_sets_resolved_and_the_run(spark):
+    alert_df = alerts.build_alerts(results(spark, ("p.com", 10, 60, 6.0)), raised_at=RAISED, run_id="r1")
+    check(
+        alert_df.select("AlertId", "Status", "WithdrawnAt", "WithdrawnByRunId", "RunId"),
+        spark.createDataFrame(
+            [(expected_id("p.com"), "New", None, None, "r1")],
+            "AlertId string, Status string, WithdrawnAt timestamp, WithdrawnByRunId string, RunId string",
+        ),
+    )
+    later = datetime(2026, 3, 11, tzinfo=timezone.utc)
+    assert alerts.withdrawal("r2", later) == {"Status": "Resolved", "WithdrawnAt": later, "WithdrawnByRunId": "r2"}
+
+
+def test_ocsf_status_and_activity_follow_the_alert_lifecycle(spark):
+    withdrawn_at = datetime(2026, 3, 12, tzinfo=timezone.utc)
+    later = datetime(2026, 3, 11, tzinfo=timezone.utc)
+    base = alerts.build_alerts(
+        results(spark, ("new.com", 1, 60, 6.0), ("again.com", 1, 60, 6.0), ("gone.com", 1, 60, 6.0), ("old.com", 1, 60, 6.0)),
+        raised_at=RAISED,
+        run_id="r1",
+    )
+    domain = F.col("SenderFromDomain")
+    stored = base.withColumns(
+        {
+            "LastRaisedAt": F.when(domain == "again.com", F.lit(later)).otherwise(F.col("LastRaisedAt")),
+            "Status": F.when(domain == "gone.com", F.lit("Resolved"))
+            .when(domain == "old.com", F.lit(None))  # stored before the column existed
+            .otherwise(F.col("Status")),
+            "WithdrawnAt": F.when(domain == "gone.com", F.lit(withdrawn_at)),
+            "WithdrawnByRunId": F.when(domain == "gone.com", F.lit("r3")),
+        }
+    )
+    findings = {
+        f["resources"][0]["name"]: f for f in (json.loads(line) for line in alerts.to_ocsf(stored).toJSON().collect())
+    }
+    ms = lambda t: int(t.timestamp() * 1000)  # noqa: E731
+    shape = {
+        d: (f["status_id"], f["status"], f["activity_id"], f["activity_name"], f["type_uid"], f["time"], f.get("status_detail"))
+        for d, f in findings.items()
+    }
+    assert shape == {
+        "new.com": (1, "New", 1, "Create", 200401, ms(RAISED), None),
+        # Raised again: the same line as the first time but for the times, so reruns are stable.
+        "again.com": (1, "New", 1, "Create", 200401, ms(later), None),
+        "gone.com": (
+            4, "Resolved", 3, "Close", 200403, ms(withdrawn_at),
+            "withdrawn by run r3: the window's latest results no longer cross a threshold for this domain",
+        ),
+        "old.com": (1, "New", 1, "Create", 200401, ms(RAISED), None),
+    }
+    assert findings["gone.com"]["finding_info"]["modified_time"] == ms(withdrawn_at)
+    assert findings["gone.com"]["finding_info"]["created_time"] == ms(RAISED)
+    assert findings["gone.com"]["unmapped"]["WithdrawnByRunId"] == "r3"
