@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, partials, quality, runlog, schema
+from partner_hunt import checks, faults, hunt, io, partials, quality, runlog, schema
 from partner_hunt.backfill import Markers, OnBatch, compute_in_batches, read_markers, write_window_reports
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
@@ -71,6 +71,7 @@ def run_incremental(
     """Recompute only the days whose source data changed, then refresh the trailing window."""
     start, end = refresh_window(config, now)
     window = (partials.day_start(start), partials.day_start(end))
+    checks.check_locations(spark, config)
     with runlog.tracked(spark, config, COMMAND, window) as report:
         _refresh(spark, config, report, start, end, on_batch)
     return report
@@ -99,6 +100,7 @@ def _refresh(
         )
     todo = days_to_compute(partials.days_between(start, end), markers.done_days(report.variant), changed)
     compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch)
+    faults.point("before-report")
     write_window_reports(spark, config, report, [(start, end)])
 
 
