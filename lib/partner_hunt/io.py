@@ -206,7 +206,7 @@ def _delta_write(write: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(write)
     def wrapper(df: DataFrame, ref: TableRef, *args: object, **kwargs: object) -> None:
         bound = signature.bind(df, ref, *args, **kwargs)
-        partition_by = list(bound.arguments.get("partition_by", ()))  # type: ignore[call-overload]
+        partition_by = list(bound.arguments.get("partition_by", ()))
 
         def attempt() -> None:
             _prepare_first_write(df, ref, partition_by)
