@@ -175,7 +175,8 @@ def local_catalog_folder(spark: SparkSession, ref: TableRef) -> str | None:
     if ref.is_path:
         return None
     try:
-        impl = spark.conf.get("spark.sql.catalogImplementation", None)
+        # Unset means Spark's default, the in-memory catalog.
+        impl = spark.conf.get("spark.sql.catalogImplementation", "in-memory")
         warehouse = spark.conf.get("spark.sql.warehouse.dir", None)
     except Exception:  # noqa: BLE001 - a server that will not say has no local catalog for us
         return None
