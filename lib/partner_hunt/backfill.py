@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import hunt, io, outputs, partials, quality, runlog
+from partner_hunt import checks, faults, hunt, io, outputs, partials, quality, runlog
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
 from partner_hunt.outputs import PartialsMismatchError as PartialsMismatchError
@@ -57,23 +57,32 @@ def read_markers(spark: SparkSession, locations: Locations) -> Markers:
     return Markers(tuple(rows))
 
 
-def compute_days(spark: SparkSession, config: Config, report: RunReport, source_df: DataFrame, days: list[date]) -> None:
-    """Compute and commit the partials of `days` in one atomic replace (idempotent)."""
+def compute_days(
+    spark: SparkSession,
+    config: Config,
+    report: RunReport,
+    source_df: DataFrame,
+    days: list[date],
+    timeless: bool = False,
+) -> None:
+    """Compute and commit the partials of `days` in one atomic replace (idempotent).
+
+    With `timeless`, the source rows whose Timestamp cannot be read are read too: they belong to
+    no day, so a command quarantines and counts them once, in one of its batches.
+    """
     if not days:
         return
-    in_days = partials.days_filter(F.col("Timestamp"), days)
+    ts = F.col("Timestamp")
+    in_days = partials.days_filter(ts, days)
+    wanted = (in_days | ts.isNull()) if timeless else in_days
     zoned = isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
-    prepared = quality.prepare(
-        source_df.filter(in_days) if zoned else source_df,
-        config,
-        # Rows whose time cannot be read belong to no day; `run` over a window quarantines them.
-        lambda df: df.filter(in_days),
-    )
+    prepared = quality.prepare(source_df.filter(wanted) if zoned else source_df, config, lambda df: df.filter(wanted))
     # Aggregated rows only, cached so that the accounting is known before anything is written;
     # dropped whatever happens (see `pipeline._run`).
     counts_df = hunt.count_domains(prepared.hunt_df, by_day=True, **config.hunt.count_options()).cache()
     try:
-        quarantined = quality.account(report, prepared, config, counts_df)
+        quarantined = quality.account(report, prepared, config, counts_df, committed=report.days_computed)
+        # Rows with no day form a null-Day group with a null Domain, which `with_markers` leaves out.
         daily_df = counts_df.transform(partials.with_markers, report.variant, report.mode, days).withColumns(
             {
                 "Source": F.lit(str(report.locations.source)),
@@ -82,14 +91,17 @@ def compute_days(spark: SparkSession, config: Config, report: RunReport, source_
                 "ComputedAt": F.lit(report.started_at).cast("timestamp"),
             }
         )
-        predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
-        io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
+        # The quarantine before the partials: once a day's partials are committed a rerun skips
+        # that day, so its quarantined rows must already be kept.
         if quarantined:
             quality.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
+        predicate = f"{io.in_predicate('Day', days)} AND {io.equality_predicate({'Variant': report.variant})}"
+        io.replace_where(daily_df, report.locations.partials, predicate, partition_by=["Day"])
     finally:
         prepared.release()
         counts_df.unpersist()
     report.days_computed.extend(days)
+    faults.point("after-partials-commit")
 
 
 def compute_in_batches(
@@ -106,7 +118,7 @@ def compute_in_batches(
     finished = total - len(todo)
     for i in range(0, len(todo), max(1, batch_days)):
         batch = todo[i : i + max(1, batch_days)]
-        compute_days(spark, config, report, source_df, batch)
+        compute_days(spark, config, report, source_df, batch, timeless=i == 0)
         finished += len(batch)
         if on_batch:
             on_batch(batch, finished, total)
@@ -132,17 +144,19 @@ def write_window_reports(
     results_df = results_df.cache()
     try:
         report.result_rows = results_df.count()
+        last = (partials.day_start(windows[-1][0]), partials.day_start(windows[-1][1]))
+        last_df = results_df.filter(F.col("WindowEnd") == F.lit(last[1]))
+        top = config.hunt.top
+        report.top_rows = last_df.transform(hunt.sort_results).limit(top).collect() if top else []
+        # The analyst outputs before the results, which are the run's last commit (see `pipeline._run`).
+        # Evidence needs raw events; alerts come from the rolled-up rows (the spike rule's partials are here).
+        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df)
         predicate = " OR ".join(
             f"({io.equality_predicate(outputs.window_key(report.mode, (partials.day_start(s), partials.day_start(e))))})"
             for s, e in windows
         )
         io.replace_where(results_df, report.locations.output, predicate)
-        last = (partials.day_start(windows[-1][0]), partials.day_start(windows[-1][1]))
-        last_df = results_df.filter(F.col("WindowEnd") == F.lit(last[1]))
-        top = config.hunt.top
-        report.top_rows = last_df.transform(hunt.sort_results).limit(top).collect() if top else []
-        # Evidence needs raw events; alerts come from the rolled-up rows (the spike rule's partials are here).
-        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df)
+        faults.point("after-results-commit")
     finally:
         results_df.unpersist()
 
@@ -165,6 +179,7 @@ def backfill(
         raise ValueError(f"backfill end {end} must be after start {start}")
     trailing = config.hunt.backfill_trailing_days
     window = (partials.day_start(start), partials.day_start(end))
+    checks.check_locations(spark, config)
     with runlog.tracked(spark, config, "backfill", window) as report:
         markers = read_markers(spark, report.locations)
         markers.check_source(report.locations)
@@ -174,6 +189,7 @@ def backfill(
         done = set() if force else markers.done_days(report.variant)
         todo = [d for d in wanted if d not in done]
         compute_in_batches(spark, config, report, source_df, todo, config.hunt.backfill_batch_days, len(wanted), on_batch)
+        faults.point("before-report")
         if trailing:
             windows = [(d + timedelta(days=1 - trailing), d + timedelta(days=1)) for d in partials.days_between(start, end)]
         else:

@@ -52,6 +52,7 @@ class UserError(Exception):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from partner_hunt.backfill import PartialsMismatchError
+    from partner_hunt.checks import PrecheckError
     from partner_hunt.locations import CorruptFileError, TableFormatError, TableNotFoundError
     from partner_hunt.quality import BadInputError
     from partner_hunt.schema import SchemaContractError
@@ -59,7 +60,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     return (
         UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError,
-        JavaMissingError, PartialsMismatchError, CorruptFileError,
+        JavaMissingError, PartialsMismatchError, CorruptFileError, PrecheckError,
     )
 
 
@@ -250,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`partner-hunt demo`: (re)generate the sample lake, then hunt it."""
     from dataclasses import replace
 
-    from partner_hunt import demo, io, pipeline, terminal
+    from partner_hunt import checks, demo, io, pipeline, terminal
 
     config = resolve_config(args)
     lake = Path(config.demo.lake).resolve()
@@ -264,6 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         hunt=replace(config.hunt, exclude_domains=own),
     )
     spark = _session(config)
+    checks.check_locations(spark, config, source_must_exist=False)
     terminal.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
     events_df = demo.generate_events(
         spark, config.demo.rows, days=config.demo.days, seed=config.demo.seed, tenants=config.demo.tenants

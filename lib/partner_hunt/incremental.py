@@ -10,14 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import changes, io, partials, quality, runlog
-from partner_hunt.backfill import (
-    Markers,
-    OnBatch,
-    compute_in_batches,
-    read_markers,
-    write_window_reports,
-)
+from partner_hunt import changes, checks, faults, io, partials, quality, runlog
+from partner_hunt.backfill import Markers, OnBatch, compute_in_batches, read_markers, write_window_reports
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
 from partner_hunt.runlog import RunReport
@@ -79,6 +73,7 @@ def run_incremental(
     """Recompute only the days whose source data changed, then refresh the trailing window."""
     start, end = refresh_window(config, now)
     window = (partials.day_start(start), partials.day_start(end))
+    checks.check_locations(spark, config)
     with runlog.tracked(spark, config, COMMAND, window) as report:
         _refresh(spark, config, report, start, end, on_batch)
     return report
@@ -108,6 +103,7 @@ def _refresh(
         log.log(level, "run --incremental recomputes the whole window %s..%s: %s", start, end, change.reason)
     todo = days_to_compute(window_days, markers.done_days(report.variant), change.days)
     compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch)
+    faults.point("before-report")
     write_window_reports(spark, config, report, [(start, end)])
 
 

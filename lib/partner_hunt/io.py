@@ -4,8 +4,13 @@ Where tables are (`TableRef`, `Locations`) lives in `locations.py`; its names ar
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import os
 import random
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -18,6 +23,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from partner_hunt import faults
+
 # Where tables are lives in locations.py; callers keep naming these io.TableRef, io.Locations, ...
 from partner_hunt.locations import (  # noqa: F401 - re-exported
     CorruptFileError,
@@ -27,7 +34,9 @@ from partner_hunt.locations import (  # noqa: F401 - re-exported
     TableRef,
     folder_location,
     has_delta_log,
+    is_leftover,
     is_local_folder,
+    local_catalog_folder,
     resolve,
 )
 
@@ -122,6 +131,80 @@ def in_predicate(name: str, values: Iterable[object]) -> str:
     return f"{name} IN ({rendered})" if rendered else "false"
 
 
+_log = logging.getLogger("partner_hunt.io")
+
+
+def adopt_local_table(spark: SparkSession, ref: TableRef) -> None:
+    """Register a table name with the in-memory catalog of a local run when its warehouse folder
+    holds a Delta table: a plain `--output results_tbl` then works on the next run too."""
+    folder = local_catalog_folder(spark, ref)
+    if folder is None or not has_delta_log(folder) or spark.catalog.tableExists(ref.location):
+        return
+    spark.catalog.createTable(ref.location, path=folder, source="delta")
+
+
+def _local_folder(spark: SparkSession, ref: TableRef) -> str | None:
+    """The folder on this machine that holds (or will hold) the table, when Spark writes it there."""
+    if ref.is_path:
+        return ref.location if is_local_folder(spark, ref.location) else None
+    return local_catalog_folder(spark, ref)
+
+
+def _prepare_first_write(df: DataFrame, ref: TableRef, partition_by: Iterable[str]) -> None:
+    """Before a write that may create the table: adopt a local catalog table left by an earlier
+    run, and remove what a killed first write left (only that: see `locations.is_leftover`)."""
+    spark = df.sparkSession
+    adopt_local_table(spark, ref)
+    folder = _local_folder(spark, ref)
+    if folder is None or table_exists(spark, ref):
+        return
+    if os.path.isdir(folder) and is_leftover(folder):
+        if ref.is_path:
+            # Delta writes a path table into such a folder; the stray files stay unreferenced (and
+            # VACUUM removes them). Deleting them could delete another writer's first write in flight.
+            _log.warning("writing into %s: an earlier first write there never committed; its files are not part of the table", folder)
+        else:
+            # A catalog table cannot be created over a non-empty location, and a local in-memory
+            # catalog has no concurrent writers in other processes: remove what is provably ours.
+            _log.warning(
+                "removing %s: a first write into it never committed (no Delta version; only Parquet part "
+                "files and an empty _delta_log), so it holds no table",
+                folder,
+            )
+            shutil.rmtree(folder)
+    point = faults.creation_point(folder)
+    if point is not None:
+        # The state a kill inside Delta's first write leaves: data files, a log folder, no commit.
+        writer = df.write.mode("append")
+        (writer.partitionBy(*partition_by) if partition_by else writer).parquet(folder)
+        for name in ("_SUCCESS", "._SUCCESS.crc"):
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+        os.makedirs(os.path.join(folder, "_delta_log"), exist_ok=True)
+        faults.kill()
+
+
+def _delta_write(write: Callable[..., None]) -> Callable[..., None]:
+    """A table write that may meet a concurrent writer or create the table: each attempt first
+    prepares a possible first write, and Delta's concurrency conflicts are retried."""
+
+    signature = inspect.signature(write)
+
+    @functools.wraps(write)
+    def wrapper(df: DataFrame, ref: TableRef, *args: object, **kwargs: object) -> None:
+        bound = signature.bind(df, ref, *args, **kwargs)
+        partition_by = list(bound.arguments.get("partition_by", ()))
+
+        def attempt() -> None:
+            _prepare_first_write(df, ref, partition_by)
+            write(df, ref, *args, **kwargs)
+
+        _with_retries(attempt)
+
+    return wrapper
+
+
+@_delta_write
 def replace_where(
     df: DataFrame,
     ref: TableRef,
@@ -149,41 +232,41 @@ def replace_where(
     if partition_by:
         writer = writer.partitionBy(*partition_by)
 
-    def write() -> None:
-        if ref.is_path:
-            writer.save(ref.location)
-        elif not df.sparkSession.catalog.tableExists(ref.location):
-            # Creating a partitioned catalog table through saveAsTable with replaceWhere trips an
-            # assertion in Delta 4.0.1's catalog update (UpdateCatalog.replaceTable), so the first
-            # write creates it plainly; a creator that loses a race fails, and retries as a replace.
-            creator = df.write.format("delta").mode("error")
-            (creator.partitionBy(*partition_by) if partition_by else creator).saveAsTable(ref.location)
-        else:
-            # saveAsTable in overwrite mode is a catalog REPLACE in Delta 4.0.1 (the same assertion
-            # for a partitioned table); DataFrameWriterV2's overwrite-by-filter is replaceWhere.
-            (
-                df.writeTo(ref.location)
-                .option("mergeSchema", "true")
-                .option("optimizeWrite", "true")
-                .overwrite(F.expr(predicate))
-            )
-
-    _with_retries(write)
+    if ref.is_path:
+        writer.save(ref.location)
+    elif not df.sparkSession.catalog.tableExists(ref.location):
+        # Creating a partitioned catalog table through saveAsTable with replaceWhere trips an
+        # assertion in Delta 4.0.1's catalog update (UpdateCatalog.replaceTable), so the first
+        # write creates it plainly; a creator that loses a race fails, and retries as a replace.
+        creator = df.write.format("delta").mode("error")
+        (creator.partitionBy(*partition_by) if partition_by else creator).saveAsTable(ref.location)
+    else:
+        # saveAsTable in overwrite mode is a catalog REPLACE in Delta 4.0.1 (the same assertion
+        # for a partitioned table); DataFrameWriterV2's overwrite-by-filter is replaceWhere.
+        (
+            df.writeTo(ref.location)
+            .option("mergeSchema", "true")
+            .option("optimizeWrite", "true")
+            .overwrite(F.expr(predicate))
+        )
 
 
 # Delta's optimistic-concurrency failures (DeltaConcurrentModificationException and subclasses);
 # the first writes that race to create a table surface as metadata or protocol changes (or, for a
-# catalog table, as the table already existing).
+# catalog table, as the table already existing; for a path created with mode "error", as the
+# path already existing). A retry sees the table and writes into it.
 _CONFLICT = re.compile(
-    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT|TABLE_OR_VIEW_ALREADY_EXISTS"
+    r"Concurrent\w*Exception|MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT"
+    r"|TABLE_OR_VIEW_ALREADY_EXISTS|DELTA_PATH_EXISTS|PATH_ALREADY_EXISTS"
 )
 
 
 def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
-    """Retry a replace that lost an optimistic-concurrency race.
+    """Retry a write that lost an optimistic-concurrency race.
 
-    Another run committed first (e.g. a different window of the same table). The replace is
-    idempotent, so trying again against the new snapshot is safe.
+    Another run committed first (e.g. a different window of the same table, or the same table's
+    creation). Our writes are idempotent replaces, merges on a key, or appends that a conflict
+    rejected whole, so trying again against the new snapshot is safe.
     """
     for attempt in range(attempts):
         try:
@@ -196,6 +279,7 @@ def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
             time.sleep(0.5 * (attempt + 1) + random.random())
 
 
+@_delta_write
 def append(df: DataFrame, ref: TableRef) -> None:
     """Append rows (creating the table if needed); used for logs that only ever grow."""
     writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
@@ -242,6 +326,7 @@ def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
     return dict(_detail(spark, ref)["properties"] or {})
 
 
+@_delta_write
 def upsert(
     df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = (), retire: Retirement | None = None
 ) -> None:

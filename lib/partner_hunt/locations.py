@@ -122,6 +122,79 @@ def has_delta_log(folder: str) -> bool:
         return False
 
 
+# What a Delta write leaves in a new table's folder before its first commit lands: data files
+# (with the local file system's checksums) and the log folder. A Spark Parquet dataset also has
+# `_SUCCESS`, which Delta never writes, so a folder with one is never taken for our leftover.
+_PART_FILE = re.compile(r"^\.?part-[^/]*\.parquet(?:\.crc)?$")
+_LOG_SCRATCH = re.compile(r"^(?:\..*\.(?:tmp|crc)|_staged_commits)$")
+
+
+def is_leftover(folder: str) -> bool:
+    """A local folder a killed first Delta write left: no committed version, an `_delta_log` with
+    nothing committed in it, and otherwise only Parquet part files (partition folders included)."""
+    log = os.path.join(folder, "_delta_log")
+    if not os.path.isdir(log) or has_delta_log(folder):
+        return False
+    for name in os.listdir(log):
+        path = os.path.join(log, name)
+        if not _LOG_SCRATCH.match(name) or (os.path.isdir(path) and os.listdir(path)):
+            return False
+
+    def only_parts(path: str, top: bool) -> bool:
+        for entry in os.scandir(path):
+            if top and entry.name == "_delta_log":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if "=" not in entry.name or not only_parts(entry.path, False):
+                    return False
+            elif not entry.is_file(follow_symlinks=False) or not _PART_FILE.match(entry.name):
+                return False
+        return True
+
+    return only_parts(folder, True)
+
+
+def parquet_files(folder: str, limit: int = 3) -> list[str]:
+    """Up to `limit` Parquet file names directly in a local folder or its partition folders."""
+    found: list[str] = []
+    for _root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        found.extend(sorted(f for f in files if f.endswith(".parquet") and not f.startswith(".")))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def local_catalog_folder(spark: SparkSession, ref: TableRef) -> str | None:
+    """Where a managed table of this name lives when the catalog is Spark's in-memory one on a
+    local master (a plain `--output results_tbl` run locally), else None.
+
+    That catalog forgets its tables when the process ends, but their folders stay in the
+    warehouse; the next run must find them there.
+    """
+    if ref.is_path:
+        return None
+    try:
+        # Unset means Spark's default, the in-memory catalog.
+        impl = spark.conf.get("spark.sql.catalogImplementation", "in-memory")
+        warehouse = spark.conf.get("spark.sql.warehouse.dir", None)
+    except Exception:  # noqa: BLE001 - a server that will not say has no local catalog for us
+        return None
+    if impl != "in-memory" or not warehouse:
+        return None
+    warehouse = re.sub(r"^file:(?://)?", "", warehouse)
+    if not is_local_folder(spark, warehouse):
+        return None
+    parts = [p[1:-1].replace("``", "`") if p.startswith("`") else p for p in ref.name_parts]
+    parts = [p.lower() for p in parts]
+    if len(parts) == 3:
+        if parts[0] != "spark_catalog":
+            return None
+        parts = parts[1:]
+    database, table = (parts if len(parts) == 2 else ["default", parts[0]])
+    return os.path.join(warehouse, table) if database == "default" else os.path.join(warehouse, f"{database}.db", table)
+
+
 def resolve(text: str | None, default: TableRef) -> TableRef:
     """A configured location, or the default when it is unset."""
     return TableRef.parse(text) if text else default

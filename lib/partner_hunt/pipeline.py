@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from partner_hunt import hunt, io, outputs, quality, runlog, schema
+from partner_hunt import checks, faults, hunt, io, outputs, quality, runlog, schema
 from partner_hunt.config import Config
 from partner_hunt.outputs import Window
 from partner_hunt.runlog import RunReport
@@ -34,6 +34,7 @@ def results_of(counts_df: DataFrame, config: Config, report: RunReport, window: 
 
 def run(spark: SparkSession, config: Config, command: str = "run") -> RunReport:
     """Run the hunt over the configured window from the raw source and write results and logs."""
+    checks.check_locations(spark, config)
     with runlog.tracked(spark, config, command) as report:
         _run(spark, config, report)
     return report
@@ -49,18 +50,23 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     # The cache is dropped whatever happens: a failed run's cached plan would otherwise be reused
     # by the next identical run, with the failed run's settings (e.g. not skipping corrupt files).
     counts_df = counts_df.cache()
+    results_df: DataFrame | None = None
     try:
         quarantined = quality.account(report, prepared, config, counts_df)
-        results_df = results_of(counts_df, config, report, window)
+        # One row per (tenant, domain): the analyst outputs and the results table share it.
+        results_df = results_of(counts_df, config, report, window).cache()
         report.result_rows = results_df.count()
-        predicate = io.equality_predicate(report.window_key())
-        report.top_rows = outputs.write_results(results_df, report, predicate, config.hunt.top)
+        # Every other table first and the results last: a failure before the results commit
+        # leaves the window's previous results standing, and a rerun replaces what was written.
         if quarantined:
             quality.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
+        good_df = prepared.canonical_df.transform(schema.drop_quarantined)
+        report.analyst_outputs = outputs.write_outputs(spark, config, report, window, good_df, results_df)
+        predicate = io.equality_predicate(report.window_key())
+        report.top_rows = outputs.write_results(results_df, report, predicate, config.hunt.top)
+        faults.point("after-results-commit")
     finally:
         prepared.release()
         counts_df.unpersist()
-    good_df = prepared.canonical_df.transform(schema.drop_quarantined)
-    # The analyst outputs read the committed window back rather than reuse the plan above.
-    written_df = io.read_window_rows(spark, report.locations.output, report.window_key())
-    report.analyst_outputs = outputs.write_outputs(spark, config, report, window, good_df, written_df)
+        if results_df is not None:
+            results_df.unpersist()

@@ -4,9 +4,9 @@ ceiling and the quarantine. Every source row a run reads is counted once: used o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -102,30 +102,44 @@ def count_reasons(bad_df: DataFrame) -> dict[str, int]:
     return {r["QuarantineReason"]: int(r["count"]) for r in rows}
 
 
-def enforce_bad_fraction(report: RunReport, max_bad_fraction: float) -> None:
-    """Fail before any write when the quarantined share exceeds the ceiling."""
+def enforce_bad_fraction(report: RunReport, max_bad_fraction: float, committed: Sequence[date] = ()) -> None:
+    """Fail before this batch's writes when its quarantined share exceeds the ceiling; the message
+    names the days earlier batches of the same command already committed."""
     if report.rows_read and report.rows_quarantined / report.rows_read > max_bad_fraction:
         share = report.rows_quarantined / report.rows_read
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(report.quarantine_by_reason.items()))
+        if committed:
+            days = ", ".join(d.isoformat() for d in sorted(committed))
+            outcome = (
+                f"the partials of {days} were already committed by this run and are kept (a rerun resumes "
+                "after them); the results and the other days' partials were not changed"
+            )
+        else:
+            outcome = "results and partials were not changed"
         raise BadInputError(
             f"{report.rows_quarantined} of {report.rows_read} rows ({share:.2%}) are malformed, above "
-            f"quality.max_bad_fraction={max_bad_fraction:.2%} ({reasons}); results and partials were not changed"
+            f"quality.max_bad_fraction={max_bad_fraction:.2%} ({reasons}); {outcome}"
         )
 
 
-def account(report: RunReport, prepared: Prepared, config: Config, counts_df: DataFrame) -> int:
-    """Add the row accounting of `counts_df` to the report, apply the bad-row ceiling, and return
-    how many of these rows were quarantined."""
+def account(
+    report: RunReport, prepared: Prepared, config: Config, counts_df: DataFrame, committed: Sequence[date] = ()
+) -> int:
+    """Add the row accounting of `counts_df` to the report, apply the bad-row ceiling to these
+    rows, and return how many of them were quarantined.
+
+    The counts go on the report first, so a run that the ceiling stops logs what it read.
+    """
     totals = accounting_totals(counts_df)
     rows_read, quarantined = totals[hunt.ROWS_READ], totals[hunt.ROWS_QUARANTINED]
     reasons = count_reasons(prepared.bad_df) if quarantined else {}
-    batch = dataclasses.replace(report, rows_read=rows_read, rows_quarantined=quarantined, quarantine_by_reason=reasons)
-    enforce_bad_fraction(batch, config.quality.max_bad_fraction)
     report.rows_read += rows_read
     report.rows_quarantined += quarantined
     for code, count in reasons.items():
         report.quarantine_by_reason[code] = report.quarantine_by_reason.get(code, 0) + count
     report.recipient_rows += totals[hunt.RECIPIENT_ROWS]
+    batch = dataclasses.replace(report, rows_read=rows_read, rows_quarantined=quarantined, quarantine_by_reason=reasons)
+    enforce_bad_fraction(batch, config.quality.max_bad_fraction, list(committed))
     return quarantined
 
 

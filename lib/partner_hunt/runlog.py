@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import io, partials
+from partner_hunt import faults, io, partials
 from partner_hunt.config import Config, config_fingerprint
 from partner_hunt.locations import Locations
 from partner_hunt.tables import RESULT_COLUMNS, RUN_LOG_DDL
@@ -200,6 +200,7 @@ def tracked(
         raise
     report.status = "succeeded"
     report.finished_at = datetime.now(timezone.utc)
+    faults.point("before-run-log")
     try:
         write_run_log(spark, report)
     except Exception as exc:

@@ -13,10 +13,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "partner_hunt"
 
 # Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
-    {"__init__", "tables", "config", "domains", "privacy"},
+    {"__init__", "tables", "config", "domains", "privacy", "faults"},
     {"schema", "hunt", "locations", "session"},
     {"io", "partials", "evidence", "alerts", "diff", "demo"},
-    {"changes", "runlog"},
+    {"changes", "runlog", "checks"},
     {"quality", "outputs"},
     {"pipeline", "backfill"},
     {"incremental", "compare"},
