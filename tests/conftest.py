@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -97,4 +98,14 @@ def events(spark):
     return make
 
 
-__all__ = ["T0", "event"]
+# The job's own log lines (logging, to stderr without a terminal). In-process CLI tests join the
+# suite's session, so they also see the "settings not applied to a joined session" warning.
+_LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (?:DEBUG|INFO|WARNING) ")
+
+
+def problem_lines(stderr: str) -> list[str]:
+    """The lines of a command's stderr that are not its INFO/WARNING log lines: what it said is wrong."""
+    return [line for line in stderr.strip().splitlines() if line.strip() and not _LOG_LINE.match(line)]
+
+
+__all__ = ["T0", "event", "problem_lines"]

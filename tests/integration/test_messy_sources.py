@@ -13,6 +13,7 @@ import pytest
 from chispa import assert_df_equality
 
 from partner_hunt.cli import run_cli
+from tests.conftest import problem_lines
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +135,7 @@ def test_one_percent_malformed_is_accounted_for_and_above_the_ceiling_nothing_ch
     # Above the ceiling: one clear line, exit 2, and results and quarantine are untouched.
     assert run_cli(_args(source, output, "--max-bad-fraction", "0.005")) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "max_bad_fraction" in err and "not changed" in err
+    assert len(problem_lines(err)) == 1 and "max_bad_fraction" in err and "not changed" in err
     assert sorted(_results(spark, output).collect()) == sorted(before)
     assert spark.read.format("delta").load(f"{output}_quarantine").count() == 2
     statuses = [r["Status"] for r in spark.read.format("delta").load(f"{output}_run_log").collect()]
@@ -152,7 +153,7 @@ def test_missing_recipient_details_fails_fast_naming_the_column(spark, tmp_path,
     assert run_cli(_args(source, tmp_path / "out" / "results")) == 2
     assert time.monotonic() - started < 30
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "RecipientDetails" in err and str(source) in err
+    assert len(problem_lines(err)) == 1 and "RecipientDetails" in err and str(source) in err
 
 
 def test_corrupt_data_file_is_named_by_default_and_skipped_on_request(spark, tmp_path, capsys):
@@ -172,7 +173,7 @@ def test_corrupt_data_file_is_named_by_default_and_skipped_on_request(spark, tmp
 
     assert run_cli(_args(source, output)) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and os.path.basename(victim) in err and "--skip-corrupt-files" in err
+    assert len(problem_lines(err)) == 1 and os.path.basename(victim) in err and "--skip-corrupt-files" in err
 
     assert run_cli(_args(source, output, "--skip-corrupt-files")) == 0
     out = capsys.readouterr().err  # no terminal: the job's lines go through logging, to stderr

@@ -8,6 +8,7 @@ import pytest
 from chispa import assert_df_equality
 
 from partner_hunt.cli import run_cli
+from tests.conftest import problem_lines
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ def test_bad_dates_exit_non_zero_with_one_line(source, tmp_path, capsys, extra, 
     code = run_cli(["run", "--source", str(source), "--output", str(tmp_path / "o")] + extra)
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert message in err and len(err.splitlines()) == 1
+    assert message in err and len(problem_lines(err)) == 1
 
 
 def test_missing_table_and_missing_column(spark, tmp_path, capsys):
