@@ -8,18 +8,17 @@ a `ConfigError` that names the dotted key. YAML is read with YAML 1.2's booleans
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from partner_hunt.validate import ConfigError, build
 
 MODES = ("kql", "corrected")
 # What the quarantine keeps of a bad row's original record (`SourceRecord`): see docs/personal-data.md.
@@ -39,37 +38,6 @@ LOCAL_SPARK_CONF = {
     # machine that is 50 tiny tasks per snapshot, and the incremental path reads several tables.
     "spark.databricks.delta.snapshotPartitions": "4",
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, or of the wrong type; the message names the key."""
-
-
-def parse_instant(value: Any, key: str) -> datetime | None:
-    """Parse an ISO date or date-time into an aware UTC datetime; a date alone is midnight UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                parsed = datetime.fromisoformat(text + "T00:00:00")
-            else:
-                parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(
-                f"{key}: '{value}' is not an ISO date or date-time (e.g. 2026-01-31 or 2026-01-31T08:00:00Z)"
-            ) from None
-    else:
-        raise ConfigError(f"{key}: expected an ISO date or date-time, got {type(value).__name__}")
-    # Naive times are documented as UTC, so they are labelled, not shifted.
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -269,81 +237,9 @@ class Config:
         }
 
 
-_INSTANT_KEYS = {"start", "end"}
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against the type hint `hint`, converting where YAML is looser than Python."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if hint is datetime:
-        return parse_instant(value, key)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (collections.abc.Mapping, dict) or hint is Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        value_hint = args[1] if args else str
-        out = {}
-        for k, v in value.items():
-            if value_hint is str and isinstance(v, (bool, int, float)):
-                # Spark settings are strings, but YAML users write `8` and `true`.
-                v = str(v).lower() if isinstance(v, bool) else str(v)
-            out[str(k)] = _coerce(v, value_hint, f"{key}.{k}")
-        return types.MappingProxyType(out)
-    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover - a programming error
-
-
-def _build(cls: type, data: Any, prefix: str = "") -> Any:
-    """Build dataclass `cls` from a mapping, naming the dotted key of any problem."""
-    where = prefix or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            dotted = f"{prefix}.{key}" if prefix else str(key)
-            raise ConfigError(f"unknown config key '{dotted}' (known keys here: {', '.join(sorted(known))})")
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        kwargs[key] = _coerce(value, hints[key], dotted)
-    return cls(**kwargs)
-
-
 def config_from_mapping(data: Any) -> Config:
     """Validate a parsed YAML document into a `Config`."""
-    return _build(Config, data)
+    return build(Config, data)
 
 
 class _Yaml12Loader(yaml.SafeLoader):

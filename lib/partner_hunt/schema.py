@@ -4,14 +4,10 @@ The contract is checked on the source's schema alone (no data is read), so a mis
 in seconds. `to_canonical` then rewrites every accepted shape into the one shape the core reads,
 tagging each row it cannot trust with a reason code instead of dropping or crashing on it.
 
-Canonical columns (see `CANONICAL_SCHEMA`): TenantId, Timestamp, TeamsMessageId, ReportId,
-SenderEmailAddress, RecipientAddresses (array<string>), IsExternalThread,
-IsOwnedThread (booleans), ThreatTypes (string), EditTime (orders the versions of an edited
-message), QuarantineReason (null for a good row) and SourceRecord (the original row as JSON, only
-on quarantined rows). Recipients become `RecipientAddresses`, the array of their
-RecipientSmtpAddress values: the hunt reads nothing else of a recipient, and an array of strings
-is what Parquet's nested pruning reads directly (rebuilding an array of structs per row cost more
-than the whole scan, see docs/performance.md).
+The canonical columns are `CANONICAL_SCHEMA`. Recipients become `RecipientAddresses`, the array
+of their RecipientSmtpAddress values: the hunt reads nothing else of a recipient, and an array of
+strings is what Parquet's nested pruning reads directly (rebuilding an array of structs per row
+cost more than the whole scan, see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from partner_hunt.cli import build_parser, resolve_config
-from partner_hunt.config import Config, ConfigError, config_from_mapping, load_config, parse_instant, with_overrides
+from partner_hunt.config import Config, ConfigError, config_from_mapping, load_config, with_overrides
+from partner_hunt.validate import parse_instant
 
 
 def test_embedded_default_matches_builtin_defaults():

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "partner_hunt"
 
 # Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
-    {"__init__", "tables", "config", "domains", "privacy", "faults"},
+    {"__init__", "tables", "validate", "domains", "privacy", "faults"},
+    {"config"},
     {"schema", "hunt", "locations", "session"},
     {"io", "partials", "evidence", "alerts", "diff", "demo"},
     {"changes", "runlog", "checks"},
