@@ -16,6 +16,7 @@ from partner_hunt import backfill, demo, incremental, io, outputs, pipeline
 from partner_hunt.cli import run_cli
 from partner_hunt.config import config_from_mapping
 from partner_hunt.quality import BadInputError
+from partner_hunt.tables import ALERTS_DDL
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def test_plain_table_names_work_on_a_rerun_in_a_new_process(spark, lake, capsys)
     name = f"results_{uuid.uuid4().hex[:8]}"
     warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
     # What an earlier process left: Delta folders in the warehouse that this catalog does not know.
-    spark.range(1).withColumn("x", F.lit("left behind")).write.format("delta").save(f"{warehouse}/{name}_alerts")
+    spark.createDataFrame([], ALERTS_DDL).write.format("delta").save(f"{warehouse}/{name}_alerts")
     argv = ["run", "--source", str(lake), "--output", name, "--start", "2026-03-01", "--end", "2026-03-03"]
     assert run_cli([*argv, "--master", "local[1]"]) == 0, capsys.readouterr().err
     assert spark.catalog.tableExists(f"{name}_alerts")
