@@ -21,7 +21,7 @@ D1 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
 D2 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
 # Box drawing and block elements: what rich tables and progress bars are drawn with.
 RICH_DRAWING = re.compile("[\u2500-\u259f\u2501]")
-TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) partner_hunt: ")
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) partner_hunt(\.\w+)*: ")
 
 
 @pytest.fixture
