@@ -262,7 +262,10 @@ class Config:
     def finish_options(self) -> dict[str, Any]:
         """The plain keyword arguments of `hunt.finish_results`: exclusions, global and per tenant."""
         return {
-            "exclude": self.hunt.exclude_domains,
+            # A listed `hunt.own_domains` is one more global exclusion, where own domains apply.
+            "exclude": tuple(
+                dict.fromkeys([*self.hunt.exclude_domains, *(self.hunt.own_domains_list if self.hunt.apply_own_domains else ())])
+            ),
             "tenant_exclude": dict(self.tenants.exclude_domains),
             "normalize": self.hunt.effective_normalize_domains,
             "include_ratio": self.hunt.include_ratio,

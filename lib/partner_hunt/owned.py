@@ -39,7 +39,5 @@ def with_own_domains(config: Config, report: RunReport, events_df: DataFrame) ->
             exclude_domains=owndomains.merged_exclusions(config.tenants.exclude_domains, report.own_domains),
         )
         return dataclasses.replace(config, tenants=tenants)
-    if h.own_domains_list and h.apply_own_domains:
-        merged = tuple(dict.fromkeys([*h.exclude_domains, *h.own_domains_list]))
-        return dataclasses.replace(config, hunt=dataclasses.replace(h, exclude_domains=merged))
+    # A listed `hunt.own_domains` is already in `Config.finish_options`.
     return config

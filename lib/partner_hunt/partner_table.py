@@ -21,7 +21,8 @@ def partner_rows(partials_df: DataFrame, config: Config, report: RunReport, wind
     options = config.finish_options()
     return (
         partners.partner_history(partials_df, report.variant, window, config.hunt.partners_baseline_days)
-        .transform(hunt.drop_excluded_domains, options["exclude"], options["normalize"])
+        # Own domains are never partners, whether or not the mode applies them to the results.
+        .transform(hunt.drop_excluded_domains, (*options["exclude"], *config.hunt.own_domains_list), options["normalize"])
         .transform(hunt.drop_tenant_domains, options["tenant_exclude"], options["normalize"])
         .withColumns(
             {"RunId": F.lit(report.run_id), "ComputedAt": F.lit(report.started_at).cast("timestamp")}

@@ -100,3 +100,10 @@ def test_own_domains_settings():
         config_from_mapping({"hunt": {"own_domains": ["auto", "a.com"]}})
     with pytest.raises(ConfigError, match="hunt.own_domains_min_share"):
         config_from_mapping({"hunt": {"own_domains_min_share": 0}})
+
+
+def test_a_listed_own_domain_is_an_exclusion_where_own_domains_apply():
+    kql = config_from_mapping({"hunt": {"own_domains": ["contoso.com"], "exclude_domains": ["x.com"]}})
+    assert kql.finish_options()["exclude"] == ("x.com",)
+    corrected = config_from_mapping({"hunt": {"own_domains": ["contoso.com", "x.com"], "exclude_domains": ["x.com"], "mode": "corrected"}})
+    assert corrected.finish_options()["exclude"] == ("x.com", "contoso.com")
