@@ -170,6 +170,8 @@ def teams_rows(partners: Sequence[Row]) -> list[dict[str, Any]]:
     in the window and never any outbound traffic), allow first, busiest first."""
     out = []
     for p in partners:
+        if not p["Domain"]:
+            continue  # an address without a domain: nothing to allow or block
         if p["WindowOutbound"] > 0:
             threats = p["WindowThreats"]
             reason = f"{p['WindowOutbound']} outbound messages in the window"
