@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt import checks, faults, hunt, io, outputs, partials, quality, runlog
+from partner_hunt import checks, faults, hunt, io, outputs, partials, partner_table, quality, runlog
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
 from partner_hunt.outputs import PartialsMismatchError as PartialsMismatchError
@@ -195,4 +195,5 @@ def backfill(
         else:
             windows = [(start, end)]
         write_window_reports(spark, config, report, windows)
+        partner_table.refresh_partners(spark, config, report, windows[-1])
     return report

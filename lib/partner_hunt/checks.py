@@ -58,6 +58,7 @@ def _writes(locations: Locations) -> dict[str, TableRef]:
         "state.quarantine": locations.quarantine,
         "state.evidence": locations.evidence,
         "state.alerts": locations.alerts,
+        "state.partners": locations.partners,
     }
 
 

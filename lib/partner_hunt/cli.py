@@ -148,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", choices=("kql", "corrected"), help="hunt mode for the demo run")
     demo.add_argument("--top", type=int, help="how many result rows to print")
     demo.set_defaults(handler=cmd_demo)
+
+    export = sub.add_parser("export", help="write the results and partners as a file a SOC loads: Sentinel, Defender, Teams")
+    _add_common(export)
+    export.add_argument("--output", help="results Delta table to read: a path or catalog.schema.table (config output)")
+    export.add_argument("--mode", choices=("kql", "corrected"), help="which mode's results and partners to export")
+    export.add_argument(
+        "--format", required=True, choices=("sentinel-watchlist", "defender-indicators", "teams-allowlist"),
+        help="sentinel-watchlist | defender-indicators | teams-allowlist (docs/export.md)",
+    )
+    export.add_argument("--out", required=True, help="the CSV file to write (Defender: more files beside it past 500 rows)")
+    export.add_argument("--tenant", help="the TenantId to export (needed for Defender and Teams when the tables hold several)")
+    export.add_argument("--action", default="Audit", help="Defender indicator action (default Audit; Alert, Warn, Block, AlertAndBlock)")
+    export.add_argument("--expire-days", type=int, default=30, help="Defender indicators expire this many days from now (default 30)")
+    export.add_argument(
+        "--max-indicators", type=int, default=15_000,
+        help="Defender's active indicators per tenant (default 15000); lower it by the indicators already active",
+    )
+    export.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -255,14 +273,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     lake = Path(config.demo.lake).resolve()
-    # The demo organisation excludes its own domain as a real user would; the published query's
-    # recipient-side inbound would otherwise put it on top (see `--mode corrected` and `diff`).
-    own = tuple(dict.fromkeys((*config.hunt.exclude_domains, demo.OWN_DOMAIN)))
+    # The demo organisation's own domain is found in the data (hunt.own_domains: auto), as it would
+    # be in yours, and excluded in kql mode too: the published query's recipient-side inbound would
+    # otherwise put it on top (see `--mode corrected` and `diff`). A configured setting is kept.
+    hunt_settings = (
+        config.hunt
+        if config.hunt.own_domains is not None
+        else replace(config.hunt, own_domains=("auto",), own_domains_in_kql=True)
+    )
     config = replace(
         config,
         source=str(lake / "message_events"),
         output=str(lake / "partner_hunt_results"),
-        hunt=replace(config.hunt, exclude_domains=own),
+        hunt=hunt_settings,
     )
     spark = _session(config)
     checks.check_locations(spark, config, source_must_exist=False)
@@ -273,10 +296,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     io.overwrite(demo.in_arrival_order(events_df, config.demo.days), io.TableRef.parse(config.source))
     result = pipeline.run(spark, config, command="demo")
     terminal.print_run(result, config)
+    if result.own_domains is not None:
+        found = "; ".join(f"{t}: {', '.join(d)}" for t, d in result.own_domains.items()) or "none"
+        terminal.say(
+            f"Own domains found in the data and excluded (hunt.own_domains: auto): {found}. `partner-hunt diff` "
+            "shows what the published query's kql mode and corrected mode see."
+        )
+    else:
+        listed = ", ".join(config.hunt.own_domains_list)
+        terminal.say(
+            (f"Own domains as configured (hunt.own_domains): {listed}" if listed else "No own domains (hunt.own_domains: off)")
+            + "; `partner-hunt diff` shows what the published query's kql mode and corrected mode see."
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`partner-hunt export --format F --out FILE`: results and partners as SOC files."""
+    from partner_hunt import export, terminal
+
+    config = resolve_config(args)
+    if args.expire_days < 1 or args.max_indicators < 1:
+        raise UserError("export: --expire-days and --max-indicators must be 1 or more")
+    spark = _session(config)
+    try:
+        summary = export.export(
+            spark, config, args.format, Path(args.out), tenant=args.tenant, action=args.action,
+            expire_days=args.expire_days, limit=args.max_indicators,
+        )
+    except export.ExportError as exc:
+        raise UserError(f"export: {exc}") from None
     terminal.say(
-        f"The demo organisation's own domain {demo.OWN_DOMAIN} is excluded (hunt.exclude_domains), as you would "
-        "exclude yours; `partner-hunt diff` shows what the published query's kql mode and corrected mode see."
+        f"{summary.format}: {summary.rows:,} row(s) -> {', '.join(summary.files)}"
+        + (f" | {summary.left_out:,} left out (over --max-indicators)" if summary.left_out else "")
     )
+    for note in summary.notes:
+        terminal.warn(f"note: {note}")
     return 0
 
 

@@ -67,8 +67,14 @@ class HuntSettings:
     trailing_days: int = 30
     backfill_batch_days: int = 1
     backfill_trailing_days: int | None = None
+    # `auto` (derive each tenant's own domains from the window's events), a list, or off/null.
+    own_domains: tuple[str, ...] | None = None
+    own_domains_min_share: float = 0.2
+    own_domains_in_kql: bool = False
+    partners_baseline_days: int = 90
 
     def __post_init__(self) -> None:
+        self._check_own_domains()
         if self.mode not in MODES:
             raise ConfigError(f"hunt.mode: '{self.mode}' is not one of {', '.join(MODES)}")
         if self.start and self.end and self.end <= self.start:
@@ -83,6 +89,31 @@ class HuntSettings:
             raise ConfigError("hunt.backfill_batch_days: must be 1 or more")
         if self.backfill_trailing_days is not None and self.backfill_trailing_days < 1:
             raise ConfigError("hunt.backfill_trailing_days: must be 1 or more, or null for one window")
+
+    def _check_own_domains(self) -> None:
+        words = {d.strip().lower() for d in self.own_domains or ()}
+        if words & {"auto", "off"} and len(self.own_domains or ()) > 1:
+            raise ConfigError("hunt.own_domains: 'auto' and 'off' stand alone, not inside a list of domains")
+        if not 0.0 < self.own_domains_min_share <= 1.0:
+            raise ConfigError("hunt.own_domains_min_share: must be above 0 and at most 1")
+        if self.partners_baseline_days < 1:
+            raise ConfigError("hunt.partners_baseline_days: must be 1 or more")
+
+    @property
+    def own_domains_auto(self) -> bool:
+        """`hunt.own_domains: auto`: each tenant's own domains are derived from the data."""
+        return [d.strip().lower() for d in self.own_domains or ()] == ["auto"]
+
+    @property
+    def own_domains_list(self) -> tuple[str, ...]:
+        """The own domains given as a list (empty for auto and off)."""
+        words = [d.strip().lower() for d in self.own_domains or ()]
+        return () if words in (["auto"], ["off"]) else tuple(self.own_domains or ())
+
+    @property
+    def apply_own_domains(self) -> bool:
+        """Own domains are exclusions in corrected mode; in kql mode only on request, for parity."""
+        return self.mode == "corrected" or self.own_domains_in_kql
 
     def _by_mode(self, explicit: bool | None) -> bool:
         return explicit if explicit is not None else self.mode == "corrected"
@@ -121,6 +152,7 @@ class StateSettings:
     quarantine: str | None = None
     evidence: str | None = None
     alerts: str | None = None
+    partners: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +262,10 @@ class Config:
     def finish_options(self) -> dict[str, Any]:
         """The plain keyword arguments of `hunt.finish_results`: exclusions, global and per tenant."""
         return {
-            "exclude": self.hunt.exclude_domains,
+            # A listed `hunt.own_domains` is one more global exclusion, where own domains apply.
+            "exclude": tuple(
+                dict.fromkeys([*self.hunt.exclude_domains, *(self.hunt.own_domains_list if self.hunt.apply_own_domains else ())])
+            ),
             "tenant_exclude": dict(self.tenants.exclude_domains),
             "normalize": self.hunt.effective_normalize_domains,
             "include_ratio": self.hunt.include_ratio,

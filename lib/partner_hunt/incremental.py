@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import changes, checks, faults, io, partials, quality, runlog
+from partner_hunt import changes, checks, faults, io, partials, partner_table, quality, runlog
 from partner_hunt.backfill import Markers, OnBatch, compute_in_batches, read_markers, write_window_reports
 from partner_hunt.config import Config
 from partner_hunt.locations import Locations
@@ -76,6 +76,7 @@ def run_incremental(
     checks.check_locations(spark, config)
     with runlog.tracked(spark, config, COMMAND, window) as report:
         _refresh(spark, config, report, start, end, on_batch)
+        partner_table.refresh_partners(spark, config, report, (start, end))
     return report
 
 

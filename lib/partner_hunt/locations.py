@@ -211,6 +211,7 @@ class Locations:
     quarantine: TableRef
     evidence: TableRef
     alerts: TableRef
+    partners: TableRef
 
     @classmethod
     def from_config(cls, config: Config) -> Locations:
@@ -225,4 +226,5 @@ class Locations:
             quarantine=resolve(state.quarantine, output.sibling("quarantine")),
             evidence=resolve(state.evidence, output.sibling("evidence")),
             alerts=resolve(state.alerts, output.sibling("alerts")),
+            partners=resolve(state.partners, output.sibling("partners")),
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import alerts, io
+from partner_hunt import alerts, backfill, io, partials, partner_table, partners
 from partner_hunt.config import Config, load_config
 from partner_hunt.runlog import RunReport
 
@@ -76,3 +77,35 @@ def widget_or_env(widgets: Any, name: str, env: str, default: str) -> str:
         return seeded
     widgets.text(name, seeded)
     return str(widgets.get(name))
+
+
+PARTNER_COLUMNS = (
+    "TenantId", "Domain", "FirstSeenOutbound", "FirstSeenInbound", "ActiveDays", "WindowOutbound", "WindowThreats",
+    "BaselineThreatRate", "WindowThreatRate", "ThreatRateChange",
+)
+
+
+def partner_history(spark: SparkSession, config: Config, latest_days: int = 1) -> DataFrame | None:
+    """The partners table over the config's window, with its last `latest_days` days as the latest
+    window (so the days before it are history): computes the missing daily partials (backfill), then
+    rewrites the partners rows. None when the window is not set in whole UTC days."""
+    if config.hunt.start is None or config.hunt.end is None:
+        return None
+    try:
+        start, end = partials.as_day(config.hunt.start), partials.as_day(config.hunt.end)
+    except ValueError:
+        return None
+    report = backfill.backfill(spark, config, start, end)
+    latest = (max(start, end - timedelta(days=latest_days)), end)
+    partner_table.refresh_partners(spark, config, report, latest)
+    return io.read_table(spark, report.locations.partners).filter(F.col("Variant") == F.lit(report.variant))
+
+
+def new_partners(partners_df: DataFrame, top: int = 10) -> DataFrame:
+    """The partners first contacted in the latest window, busiest first (display columns)."""
+    return partners.new_partners(partners_df).select(*PARTNER_COLUMNS).limit(top)
+
+
+def threat_rate_jumps(partners_df: DataFrame, top: int = 10, min_change: float = 0.1) -> DataFrame:
+    """Established partners whose threat rate rose against their baseline, worst first (display columns)."""
+    return partners.rate_jumps(partners_df, min_change=min_change).select(*PARTNER_COLUMNS).limit(top)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from partner_hunt import checks, faults, hunt, io, outputs, quality, runlog, schema
+from partner_hunt import checks, faults, hunt, io, outputs, owned, quality, runlog, schema
 from partner_hunt.config import Config
 from partner_hunt.outputs import Window
 from partner_hunt.runlog import RunReport
@@ -45,6 +45,7 @@ def _run(spark: SparkSession, config: Config, report: RunReport) -> None:
     outputs.check_partials(spark, report.locations)
     source_df, report.source_version = quality.read_source(spark, config, report.locations)
     prepared, counts_df = plan_counts(source_df, config, window)
+    config = owned.with_own_domains(config, report, prepared.canonical_df.transform(schema.drop_quarantined))
     # One row per (tenant, domain), so caching it is cheap; materialising it fills the row
     # accounting, and the bad-fraction check can then refuse before any write.
     # The cache is dropped whatever happens: a failed run's cached plan would otherwise be reused

@@ -72,6 +72,8 @@ class RunReport:
     # `run --incremental` only: "incremental" (the changed days) or "full" (the whole window), and why.
     refresh_kind: str | None = None
     refresh_reason: str | None = None
+    # `hunt.own_domains: auto` only: each tenant's own domains, as derived from the window's events.
+    own_domains: dict[str, list[str]] | None = None
 
     @property
     def rows_used(self) -> int:
@@ -166,6 +168,7 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.job_run_id,
         report.refresh_kind,
         report.refresh_reason,
+        {t: list(d) for t, d in report.own_domains.items()} if report.own_domains is not None else None,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 

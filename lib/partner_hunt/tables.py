@@ -35,7 +35,9 @@ RUN_LOG_DDL = (
     "RowsUsed bigint, RowsQuarantined bigint, QuarantineByReason map<string,bigint>, "
     "RecipientRowsExploded bigint, ResultRows bigint, SkippedFiles array<string>, JobRunId string, "
     # `run --incremental` only: whether it recomputed the changed days or the whole window, and why.
-    "RefreshKind string, RefreshReason string"
+    "RefreshKind string, RefreshReason string, "
+    # `hunt.own_domains: auto` only: each tenant's own domains as derived from the window's events.
+    "OwnDomains map<string,array<string>>"
 )
 
 QUARANTINE_DDL = (
@@ -69,6 +71,20 @@ ALERTS_DDL = (
 )
 
 
+# One row per (TenantId, Domain, Variant) over every day the daily partials hold (`partners.py`):
+# first and last day per side, totals, the trailing baseline before the latest window and that
+# window's own counts. Replaced as a whole per variant on every backfill and refresh.
+PARTNERS_DDL = (
+    "TenantId string, Domain string, Variant string, Mode string, "
+    "FirstSeenOutbound date, LastSeenOutbound date, FirstSeenInbound date, LastSeenInbound date, "
+    "ActiveDays bigint, OutboundTeamsMessages bigint, IncomingTeamsMessagesWithThreats bigint, "
+    "BaselineOutbound bigint, BaselineThreats bigint, BaselineThreatRate double, "
+    "WindowOutbound bigint, WindowThreats bigint, WindowThreatRate double, ThreatRateChange double, "
+    "NewPartner boolean, HistoryStart date, BaselineStart date, WindowStart date, WindowEnd date, "
+    "RunId string, ComputedAt timestamp"
+)
+
+
 def columns(ddl: str) -> tuple[str, ...]:
     """The column names of a DDL string, in order (commas inside `<...>` do not split)."""
     names, depth, start = [], 0, 0
@@ -89,3 +105,4 @@ RUN_LOG_COLUMNS = columns(RUN_LOG_DDL)
 QUARANTINE_COLUMNS = columns(QUARANTINE_DDL)
 EVIDENCE_COLUMNS = columns(EVIDENCE_DDL)
 ALERT_COLUMNS = columns(ALERTS_DDL)
+PARTNERS_COLUMNS = columns(PARTNERS_DDL)

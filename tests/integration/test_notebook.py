@@ -60,3 +60,4 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     assert not errors
     assert "Top partner domains" in text, text[:2000]
     assert "SampleTeamsMessageIds" in text, text[:2000]
+    assert "Partner history: " in text and "New partners" in text, text[-2000:]
