@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import faults, io, partials
+from partner_hunt import faults, files, io, partials
 from partner_hunt.config import Config, config_fingerprint
 from partner_hunt.locations import Locations
 from partner_hunt.tables import RESULT_COLUMNS, RUN_LOG_DDL
@@ -189,9 +189,9 @@ def tracked(
     report = new_report(config, command, window)
     skip = config.quality.skip_corrupt_files
     try:
-        with io.reading_files(spark, report.locations.source, skip):
+        with files.reading_files(spark, report.locations.source, skip):
             if skip:
-                report.skipped_files = io.unreadable_files(spark, report.locations.source)
+                report.skipped_files = files.unreadable_files(spark, report.locations.source)
             yield report
     except Exception as exc:
         report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"

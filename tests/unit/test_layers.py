@@ -13,11 +13,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "partner_hunt"
 
 # Lowest first. A module may import any module of a lower layer, none of its own or a higher one.
 LAYERS = [
-    {"__init__", "tables", "validate", "domains", "privacy", "faults"},
+    {"__init__", "tables", "validate", "domains", "privacy", "faults", "predicates"},
     {"config"},
     {"schema", "hunt", "locations", "session"},
     {"io", "partials", "evidence", "alerts", "diff", "demo", "owndomains", "partners"},
-    {"changes", "runlog", "checks"},
+    {"changes", "checks", "files"},
+    {"runlog"},
     {"quality", "outputs"},
     {"owned", "partner_table", "export"},
     {"pipeline", "backfill"},
