@@ -197,6 +197,12 @@ def assert_left_mid_create(out: Path, point: str) -> None:
         assert (table_dir / "_delta_log").is_dir() and not any((table_dir / "_delta_log").glob("*.json")), point
 
 
+def committed_days(spark, out: Path) -> set[date]:
+    """The days whose partials are committed (one marker row each)."""
+    markers = spark.read.format("delta").load(f"{out}_partials").filter(F.col("Domain").isNull())
+    return {row.Day for row in markers.select("Day").collect()}
+
+
 def test_killed_at_each_point_then_resumed_equals_an_uninterrupted_run(spark, lake, children, references, tmp_path, monkeypatch):
     started = time.monotonic()
     # The in-process points first, while the children still run.
@@ -215,7 +221,12 @@ def test_killed_at_each_point_then_resumed_equals_an_uninterrupted_run(spark, la
         returncode, err = future.result()
         assert returncode == -9, f"{command} did not die at {point} (rc {returncode}): {err}"
         assert_left_mid_create(out, point)
+        done = committed_days(spark, out) if point == "after-partials-commit" else set()
         report = resume(spark, command, lake, out)
         assert report.status == "succeeded", point
+        if point == "after-partials-commit":
+            # Killed after its first one-day batch: the resumed run computes only the other day.
+            assert done == {START}
+            assert report.days_computed == [date(2026, 3, 2)]
         assert_same_state(spark, out, references[command])
     print(f"fault points: {time.monotonic() - started:.0f} s after the references")
