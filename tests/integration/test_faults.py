@@ -47,6 +47,10 @@ def lake(spark, tmp_path_factory):
     """Two days of demo events plus two rows with no Timestamp (quarantined once per command)."""
     source = tmp_path_factory.mktemp("fault_lake") / "events"
     events_df = demo.generate_events(spark, rows=300, days=2, seed=11, tenants=1, end=datetime(2026, 3, 3, tzinfo=timezone.utc))
+    # Threats on a tenth of the rows: this small lake then raises alerts, so their JSON Lines are compared.
+    events_df = events_df.withColumn(
+        "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))
+    )
     timeless_df = events_df.limit(2).withColumn("Timestamp", F.lit(None).cast(events_df.schema["Timestamp"].dataType))
     events_df.unionByName(timeless_df).write.format("delta").save(str(source))
     return source
@@ -186,6 +190,8 @@ def references(spark, lake, tmp_path_factory):
     for command in ("backfill", "incremental", "run"):
         out = tmp_path_factory.mktemp(f"ref_{command}") / "results"
         resume(spark, command, lake, out)
+        # Alerts were raised: the alerts table and JSON Lines hold something to get wrong.
+        assert table(spark, Path(f"{out}_alerts")).count() > 0, command
         refs[command] = out
     return refs
 

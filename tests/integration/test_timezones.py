@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from partner_hunt import backfill, demo, incremental, pipeline
 from partner_hunt.config import config_from_mapping
@@ -119,7 +120,11 @@ def assert_same_outputs(spark, actual: Path, expected: Path, command: str, run_l
 def lake(spark, tmp_path_factory):
     """A small seeded source, written once in UTC."""
     source = tmp_path_factory.mktemp("tz_lake") / "message_events"
-    events_df = demo.generate_events(spark, rows=600, days=DAYS, seed=12, tenants=2, end=END)
+    events_df = demo.generate_events(spark, rows=1600, days=DAYS, seed=12, tenants=2, end=END)
+    # Threats on a tenth of the rows, so that every alert rule has something to raise on each day.
+    events_df = events_df.withColumn(
+        "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))
+    )
     events_df.write.format("delta").save(str(source))
     return source
 
