@@ -1,14 +1,14 @@
-"""Months of data: backfill, incremental runs, kill-and-resume, concurrency, tenants, run history."""
+"""Months of data: backfill, incremental runs, concurrency, tenants, run history.
+
+A backfill killed with SIGKILL after a committed day and then resumed (which days the resumed
+run computes, and that its tables equal an uninterrupted run's) is tests/integration/test_faults.py's
+`after-partials-commit` point, reached deterministically rather than by polling a child's commits.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,9 +17,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, incremental, pipeline
+from partner_hunt import backfill, demo, incremental, pipeline, quality, runlog
 from partner_hunt.config import config_from_mapping
-from tests.integration.spark_cluster import spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +83,16 @@ def read(spark, path, cols):
 
 
 def direct(spark, source, output, start, end, **hunt):
+    """What `pipeline.run` of `[start, end)` computes for its results table, evaluated in memory.
+
+    Its own plan (`plan_counts` then `results_of`, as benchmarks/bench.py times it), without the
+    commits of a run into another table."""
     config = make_config(source, output, start=start.isoformat(), end=end.isoformat(), **hunt)
-    pipeline.run(spark, config)
-    return read(spark, output, RESULT_COLS)
+    report = runlog.new_report(config, "run")
+    window = (report.window_start, report.window_end)
+    source_df, _ = quality.read_source(spark, config, report.locations)
+    _, counts_df = pipeline.plan_counts(source_df, config, window)
+    return pipeline.results_of(counts_df, config, report, window).select(*RESULT_COLS).localCheckpoint()
 
 
 def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, clean, tmp_path):
@@ -192,43 +198,3 @@ def test_tenants_have_their_own_exclusions(spark, lake, tmp_path):
     owners = {r.TenantId for r in rows if r.SenderFromDomain == "contoso.com"}
     assert owners == {"tenant-01"}
     assert everything.result_rows == len(rows) + 1
-
-
-def _commits(table: Path) -> int:
-    log = table / "_delta_log"
-    return len(list(log.glob("*.json"))) if log.exists() else 0
-
-
-def test_backfill_killed_with_sigkill_resumes_where_it_stopped(spark, lake, clean, tmp_path):
-    out = tmp_path / "killed"
-    cmd = [
-        sys.executable, "-m", "partner_hunt.cli", "backfill", "--source", str(lake), "--output", str(out),
-        "--start", day(0).isoformat(), "--end", day(DAYS).isoformat(), "--batch-days", "1", "--master", "local[1]",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=spark_env(), start_new_session=True)
-    partials_table = Path(str(out) + "_partials")
-    deadline = time.time() + 600
-    try:
-        # Killed right after its first committed day: the rest of the run is the resumed one.
-        while _commits(partials_table) < 1 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert proc.poll() is None, "the backfill finished before it could be killed"
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-    done_before = {r.Day for r in spark.read.format("delta").load(str(partials_table)).filter("Domain IS NULL").collect()}
-    assert 0 < len(done_before) < DAYS
-    # One batch: what matters is which days the resumed run computes, not how it groups them.
-    resumed = backfill.backfill(spark, make_config(lake, out, backfill_batch_days=DAYS), day(0), day(DAYS))
-    assert sorted(resumed.days_computed) == sorted(set(day(i) for i in range(DAYS)) - done_before)
-
-    reference = clean[0]
-    assert_df_equality(
-        read(spark, str(out) + "_partials", PARTIAL_COLS).drop("Source"),
-        read(spark, str(reference) + "_partials", PARTIAL_COLS).drop("Source"),
-        ignore_row_order=True,
-    )
-    assert_df_equality(read(spark, out, RESULT_COLS), read(spark, reference, RESULT_COLS), ignore_row_order=True)

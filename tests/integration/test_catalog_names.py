@@ -30,8 +30,14 @@ def config(source: str, output: str, jsonl: str):
 
 
 @pytest.fixture(scope="module")
-def events_df(spark):
-    return demo.generate_events(spark, rows=600, days=3, seed=5, tenants=1, end=END)
+def source_table(spark):
+    """One catalog source, created once: named with backticks by one test, in three parts by the other."""
+    spark.sql("DROP TABLE IF EXISTS default.message_events_bt")
+    demo.generate_events(spark, rows=300, days=3, seed=5, tenants=1, end=END).write.format("delta").saveAsTable(
+        "default.`message_events_bt`"
+    )
+    yield "message_events_bt"
+    spark.sql("DROP TABLE IF EXISTS default.message_events_bt")
 
 
 def count(spark, name: str, where: str = "true") -> int:
@@ -51,13 +57,12 @@ def check_run(spark, output: str, state: dict[str, str], runs: int) -> None:
     assert 0 < count(spark, state["alerts"], window) <= results
 
 
-def test_backticked_names(spark, events_df, tmp_path):
+def test_backticked_names(spark, source_table, tmp_path):
     # Spark's local session catalog refuses a hyphen in a table name (INVALID_SCHEMA_OR_RELATION_NAME;
     # Unity Catalog allows it), so the backticks are exercised with names it accepts; the hyphenated
     # names' state tables are checked in tests/unit/test_io.py.
-    source, output = "default.`message_events_bt`", "default.`hunt_results_bt`"
+    source, output = f"default.`{source_table}`", "default.`hunt_results_bt`"
     state = {k: f"default.`hunt_results_bt_{k}`" for k in ("run_log", "evidence", "alerts", "partials")}
-    events_df.write.format("delta").saveAsTable(source)
     try:
         cfg = config(source, output, str(tmp_path / "alerts"))
         report = pipeline.run(spark, cfg)
@@ -74,14 +79,13 @@ def test_backticked_names(spark, events_df, tmp_path):
         # Backfill rewrote the same window from the partials: still one copy of each row.
         check_run(spark, output, state, runs=2)
     finally:
-        for name in (source, output, *state.values(), "default.`hunt_results_bt_quarantine`"):
+        for name in (output, *state.values(), "default.`hunt_results_bt_quarantine`"):
             spark.sql(f"DROP TABLE IF EXISTS {name}")
 
 
-def test_three_part_name_and_rerun(spark, events_df, tmp_path):
-    source, output = "spark_catalog.default.events3", "spark_catalog.default.results3"
+def test_three_part_name_and_rerun(spark, source_table, tmp_path):
+    source, output = f"spark_catalog.default.{source_table}", "spark_catalog.default.results3"
     state = {k: f"{output}_{k}" for k in ("run_log", "evidence", "alerts")}
-    events_df.write.format("delta").saveAsTable(source)
     try:
         cfg = config(source, output, str(tmp_path / "alerts"))
         pipeline.run(spark, cfg)
@@ -93,5 +97,5 @@ def test_three_part_name_and_rerun(spark, events_df, tmp_path):
         assert sorted(spark.read.table(output).drop("RunId", "ComputedAt").collect()) == before
         assert spark.catalog.tableExists("default.results3_evidence")
     finally:
-        for name in (source, output, *state.values(), f"{output}_quarantine"):
+        for name in (output, *state.values(), f"{output}_quarantine"):
             spark.sql(f"DROP TABLE IF EXISTS {name}")

@@ -35,8 +35,9 @@ def r(*addrs):
     return [(a, "Some Name") for a in addrs]
 
 
-@pytest.fixture
-def source(spark, tmp_path):
+@pytest.fixture(scope="module")
+def source(spark, tmp_path_factory):
+    """The source, written once: every test only reads it."""
     rows = [
         (D1, "o1", "me@contoso.com", r("a@p.com", "b@p.com"), True, True, "", "r1"),
         (D1, "i1", "bad@p.com", r("x@p.com"), True, False, "Phish", "r3"),
@@ -45,7 +46,7 @@ def source(spark, tmp_path):
         # No readable time: quarantined by every run, with its addresses.
         (None, "bt", "Alice.Smith@p.com", r("Bob@q.com"), True, False, "Phish", "r7"),
     ]
-    path = tmp_path / "message_events"
+    path = tmp_path_factory.mktemp("outputs_lake") / "message_events"
     spark.createDataFrame(rows, SOURCE_DDL).write.format("delta").save(str(path))
     return path
 

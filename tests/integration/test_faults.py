@@ -1,9 +1,21 @@
 """Kill a command at each named fault point (`partner_hunt.faults`), resume it, and compare.
 
-Each kill runs in a child process with `PARTNER_HUNT_FAULT=<point>`, which SIGKILLs itself
-there; the same command then runs to the end in this process, and every table it writes
-(results, partials, alerts, run log, quarantine) and the alert JSON Lines must equal those of an
-uninterrupted run. Child JVM start-ups are the cost, so each point is proven once, on a 2-day lake.
+Every table the resumed command writes (results, partials, evidence, alerts, run log, quarantine)
+and the alert JSON Lines must equal those of an uninterrupted run of the same command (one
+reference per command, computed once in this process). Each point is reached once, on a 2-day
+lake, by the command that first gets there.
+
+How each point is reached:
+
+- A real SIGKILL, in a child process with `PARTNER_HUNT_FAULT=<point>`, for the points that
+  matter most: after a partials commit, before the report, after the results commit, before
+  the run log, and in the middle of the alerts table's first creation (issue 15's item 10).
+  Each child starts its own JVM, which is what these cost; two run at a time, on one core each.
+- In this process, for the other `mid-create-<table>` points: the same fault point, with
+  `faults.kill` made to raise a `BaseException` instead of sending SIGKILL. Nothing the
+  command does after that line reaches the disk: no `except Exception` catches it (so no
+  failed run-log row either), and the `finally` blocks it passes through only drop caches,
+  temporary views and scoped settings. What stays on disk is what the kill leaves.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -18,7 +31,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, incremental, pipeline
+from partner_hunt import backfill, demo, faults, incremental, pipeline
 from partner_hunt.config import config_from_mapping
 from tests.integration.spark_cluster import spark_env
 
@@ -34,6 +47,10 @@ def lake(spark, tmp_path_factory):
     """Two days of demo events plus two rows with no Timestamp (quarantined once per command)."""
     source = tmp_path_factory.mktemp("fault_lake") / "events"
     events_df = demo.generate_events(spark, rows=300, days=2, seed=11, tenants=1, end=datetime(2026, 3, 3, tzinfo=timezone.utc))
+    # Threats on a tenth of the rows: this small lake then raises alerts, so their JSON Lines are compared.
+    events_df = events_df.withColumn(
+        "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))
+    )
     timeless_df = events_df.limit(2).withColumn("Timestamp", F.lit(None).cast(events_df.schema["Timestamp"].dataType))
     events_df.unionByName(timeless_df).write.format("delta").save(str(source))
     return source
@@ -73,8 +90,13 @@ def resume(spark, command, source, output):
 
 
 def write_alert_config(tmp: Path) -> Path:
+    # One core and one partition per child: the work is tiny, and the other core runs the other child.
     path = tmp / "faults.yml"
-    path.write_text("alerts:\n  min_inbound_threats: 1\nhunt:\n  backfill_batch_days: 1\n  top: 0\n")
+    path.write_text(
+        "alerts:\n  min_inbound_threats: 1\nhunt:\n  backfill_batch_days: 1\n  top: 0\n"
+        "spark:\n  conf:\n    spark.ui.enabled: 'false'\n    spark.sql.shuffle.partitions: '1'\n"
+        "    spark.default.parallelism: '1'\n    spark.databricks.delta.snapshotPartitions: '1'\n"
+    )
     return path
 
 
@@ -112,17 +134,53 @@ def assert_same_state(spark, out, reference):
 
 
 # (command, point): every point once; mid-create points on the command that first creates that table.
-POINTS = [
+KILLED = [
     ("backfill", "after-partials-commit"),
-    ("backfill", "before-report"),
+    ("incremental", "before-report"),
     ("backfill", "after-results-commit"),
-    ("backfill", "before-run-log"),
+    ("incremental", "before-run-log"),
     ("backfill", "mid-create-alerts"),
+]
+SIMULATED = [
     ("backfill", "mid-create-quarantine"),
     ("incremental", "mid-create-partials"),
     ("incremental", "mid-create-run_log"),
     ("run", "mid-create-evidence"),
 ]
+# Cold short-lived JVMs: C1 only (see spark_cluster.spark_env), and the serial collector, whose
+# single thread does not compete with the job on a shared core.
+CHILD_JAVA = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+class Killed(BaseException):
+    """What `faults.kill` raises in this process: like SIGKILL, nothing catches it on the way out."""
+
+
+def raise_killed() -> None:
+    raise Killed()
+
+
+def kill_child(command: str, point: str, lake: Path, out: Path, conf: Path) -> tuple[int, str]:
+    """Run the CLI in a child that SIGKILLs itself at `point`; its return code and stderr's tail."""
+    env = spark_env(PARTNER_HUNT_FAULT=point, JAVA_TOOL_OPTIONS=CHILD_JAVA)
+    argv = [sys.executable, "-m", "partner_hunt.cli", *cli_args(command, lake, out), "--config", str(conf)]
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900, start_new_session=True)
+    return proc.returncode, proc.stderr.decode()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def children(lake, tmp_path_factory):
+    """The SIGKILL children, started first: they run while this process computes the references."""
+    root = tmp_path_factory.mktemp("killed")
+    conf = write_alert_config(root)
+    pool = ThreadPoolExecutor(max_workers=2)
+    started: list[tuple[str, str, Path, Future]] = []
+    for command, point in KILLED:
+        out = root / f"{command}_{point}" / "results"
+        out.parent.mkdir()
+        started.append((command, point, out, pool.submit(kill_child, command, point, lake, out, conf)))
+    yield started
+    pool.shutdown(wait=True)
 
 
 @pytest.fixture(scope="module")
@@ -132,34 +190,49 @@ def references(spark, lake, tmp_path_factory):
     for command in ("backfill", "incremental", "run"):
         out = tmp_path_factory.mktemp(f"ref_{command}") / "results"
         resume(spark, command, lake, out)
+        # Alerts were raised: the alerts table and JSON Lines hold something to get wrong.
+        assert table(spark, Path(f"{out}_alerts")).count() > 0, command
         refs[command] = out
     return refs
 
 
-def test_killed_at_each_point_then_resumed_equals_an_uninterrupted_run(spark, lake, references, tmp_path):
+def assert_left_mid_create(out: Path, point: str) -> None:
+    """What a kill inside a table's first write leaves: a log folder with no commit in it."""
+    if point.startswith("mid-create-"):
+        table_dir = Path(f"{out}_{point.removeprefix('mid-create-')}")
+        assert (table_dir / "_delta_log").is_dir() and not any((table_dir / "_delta_log").glob("*.json")), point
+
+
+def committed_days(spark, out: Path) -> set[date]:
+    """The days whose partials are committed (one marker row each)."""
+    markers = spark.read.format("delta").load(f"{out}_partials").filter(F.col("Domain").isNull())
+    return {row.Day for row in markers.select("Day").collect()}
+
+
+def test_killed_at_each_point_then_resumed_equals_an_uninterrupted_run(spark, lake, children, references, tmp_path, monkeypatch):
     started = time.monotonic()
-    conf = write_alert_config(tmp_path)
-    children = []
-    # Two children at a time: the machine has two cores, and each child mostly waits on its JVM.
-    for i in range(0, len(POINTS), 2):
-        batch = []
-        for command, point in POINTS[i : i + 2]:
-            out = tmp_path / f"{command}_{point}" / "results"
-            out.parent.mkdir()
-            env = spark_env(PARTNER_HUNT_FAULT=point)
-            argv = [sys.executable, "-m", "partner_hunt.cli", *cli_args(command, lake, out), "--config", str(conf)]
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-            batch.append((command, point, out, proc))
-        for command, point, out, proc in batch:
-            _, err = proc.communicate(timeout=600)
-            assert proc.returncode == -9, f"{command} did not die at {point} (rc {proc.returncode}): {err.decode()[-2000:]}"
-            children.append((command, point, out))
-    child_seconds = time.monotonic() - started
-    for command, point, out in children:
-        if point.startswith("mid-create-"):
-            table_dir = Path(f"{out}_{point.removeprefix('mid-create-')}")
-            assert (table_dir / "_delta_log").is_dir() and not any((table_dir / "_delta_log").glob("*.json")), point
+    # The in-process points first, while the children still run.
+    monkeypatch.setattr(faults, "kill", raise_killed)
+    for command, point in SIMULATED:
+        out = tmp_path / f"{command}_{point}" / "results"
+        monkeypatch.setenv(faults.ENV, point)
+        with pytest.raises(Killed):
+            resume(spark, command, lake, out)
+        monkeypatch.delenv(faults.ENV)
+        assert_left_mid_create(out, point)
         report = resume(spark, command, lake, out)
         assert report.status == "succeeded", point
         assert_same_state(spark, out, references[command])
-    print(f"fault children: {child_seconds:.0f} s for {len(POINTS)} points; total {time.monotonic() - started:.0f} s")
+    for command, point, out, future in children:
+        returncode, err = future.result()
+        assert returncode == -9, f"{command} did not die at {point} (rc {returncode}): {err}"
+        assert_left_mid_create(out, point)
+        done = committed_days(spark, out) if point == "after-partials-commit" else set()
+        report = resume(spark, command, lake, out)
+        assert report.status == "succeeded", point
+        if point == "after-partials-commit":
+            # Killed after its first one-day batch: the resumed run computes only the other day.
+            assert done == {START}
+            assert report.days_computed == [date(2026, 3, 2)]
+        assert_same_state(spark, out, references[command])
+    print(f"fault points: {time.monotonic() - started:.0f} s after the references")

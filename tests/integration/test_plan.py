@@ -58,13 +58,14 @@ EXPECTED = [
 ]
 
 
-@pytest.fixture
-def source_path(spark, tmp_path):
+@pytest.fixture(scope="module")
+def source_path(spark, tmp_path_factory):
+    """The source, written once for the module: its tests only read it."""
     rows = [
         (tenant, TS, msg, "someone@partner.com", to, ext, owned, threats, f"rep-{msg}")
         for tenant, msg, to, ext, owned, threats in ROWS
     ]
-    path = tmp_path / "message_events"
+    path = tmp_path_factory.mktemp("lake") / "message_events"
     spark.createDataFrame(rows, SOURCE_DDL).write.format("delta").save(str(path))
     return path
 

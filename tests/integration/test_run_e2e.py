@@ -25,8 +25,9 @@ def r(*addrs):
     return [(a, "name") for a in addrs]
 
 
-@pytest.fixture
-def source(spark, tmp_path):
+@pytest.fixture(scope="module")
+def source(spark, tmp_path_factory):
+    """The source, written once for the module: its tests only read it."""
     rows = [
         (D1, "o1", "me@contoso.com", r("a@p.com", "b@p.com"), True, True, "", "r1", "x"),
         (D1, "o2", "me@contoso.com", None, True, True, "", "r2", "x"),
@@ -35,7 +36,7 @@ def source(spark, tmp_path):
         (D2, "o3", "me@contoso.com", r("c@p.com", "d@q.com"), True, True, "", "r5", "x"),
         (D2, "i3", "bad@q.com", r("y@q.com"), True, False, "Malware", "r6", "x"),
     ]
-    path = tmp_path / "message_events"
+    path = tmp_path_factory.mktemp("lake") / "message_events"
     spark.createDataFrame(rows, SOURCE_DDL).write.format("delta").save(str(path))
     return path
 
