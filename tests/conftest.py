@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
@@ -31,25 +32,45 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+@contextmanager
+def settings_restored(spark):
+    """Put back the session's settings on exit: what a CLI run inside this process applied is undone.
+
+    A CLI run inside the test process joins the shared session and applies its config's runtime
+    settings, as a job does on Databricks; without this, later tests inherit them (cluster.yml's
+    `optimizeWrite`, left behind by a module fixture, once merged another test's four files into one).
+    """
+    before = dict(spark.conf.getAll)
+    try:
+        yield spark
+    finally:
+        after = dict(spark.conf.getAll)
+        for key in after.keys() - before.keys():
+            spark.conf.unset(key)
+        for key, value in before.items():
+            if after.get(key) != value:
+                spark.conf.set(key, value)
+
+
 @pytest.fixture(autouse=True)
 def _shared_session_settings(request):
-    """Put back the shared session's settings after a test that used it.
+    """Every test that runs while a session is up leaves its settings as it found them.
 
-    A CLI run inside the test process joins this session and applies its config's runtime
-    settings, as a job does on Databricks; without this, later tests would inherit them.
+    That covers tests that call the CLI without asking for the `spark` fixture: they join it too.
+    Module-scoped fixtures that run the CLI wrap it in `settings_restored` themselves, since they
+    are set up before this fixture takes its snapshot.
     """
-    if "spark" not in request.fixturenames:
+    from pyspark.sql import SparkSession
+
+    if "spark" in request.fixturenames:
+        spark = request.getfixturevalue("spark")
+    else:
+        spark = SparkSession.getActiveSession()
+    if spark is None:
         yield
         return
-    spark = request.getfixturevalue("spark")
-    before = dict(spark.conf.getAll)
-    yield
-    after = dict(spark.conf.getAll)
-    for key in after.keys() - before.keys():
-        spark.conf.unset(key)
-    for key, value in before.items():
-        if after.get(key) != value:
-            spark.conf.set(key, value)
+    with settings_restored(spark):
+        yield
 
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -108,4 +129,4 @@ def problem_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if line.strip() and not _LOG_LINE.match(line)]
 
 
-__all__ = ["T0", "event", "problem_lines"]
+__all__ = ["T0", "event", "problem_lines", "settings_restored"]

@@ -25,6 +25,7 @@ from chispa import assert_df_equality
 from partner_hunt import demo
 from partner_hunt.cli import run_cli
 from partner_hunt.config import Config
+from tests.conftest import settings_restored
 from tests.integration.spark_cluster import (
     DELTA_CONF,
     JOB_TIMEOUT,
@@ -98,7 +99,8 @@ def lake(spark, tmp_path_factory):
     config.write_text(yaml.safe_dump(settings))
     local_output = root / "local_results"
     # The session fixture is local[2], so this is the single-JVM reference answer.
-    assert run_cli(["run", "--config", str(config), "--output", str(local_output), "--top", "0"]) == 0
+    with settings_restored(spark):
+        assert run_cli(["run", "--config", str(config), "--output", str(local_output), "--top", "0"]) == 0
     return {
         "root": root,
         "source": source,
