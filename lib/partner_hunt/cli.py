@@ -94,6 +94,12 @@ def _add_hunt_options(parser: argparse.ArgumentParser, mode: bool = True) -> Non
     _bool_flag(parser, "skip-corrupt-files", "skip unreadable source data files and list them (config quality.skip_corrupt_files)")
 
 
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """For the commands that write a window's analyst outputs; `diff` writes none, so it has no such flags."""
+    _bool_flag(parser, "evidence", "write the evidence table beside the results (config evidence.enabled)")
+    _bool_flag(parser, "alerts", "write the alerts table and JSON Lines beside the results (config alerts.enabled)")
+
+
 def _add_job_run_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-run-id", help="the scheduler's run id, recorded in the run log (Databricks: {{job.run_id}})")
 
@@ -110,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the hunt over a window and write the results table")
     _add_common(run)
     _add_hunt_options(run)
+    _add_output_flags(run)
     run.add_argument(
         "--incremental", action="store_true",
         help="recompute only the days whose source data changed (daily partials), then refresh the trailing window",
@@ -121,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="compute missing daily partials over [start, end) and write the report")
     _add_common(backfill)
     _add_hunt_options(backfill)
+    _add_output_flags(backfill)
     backfill.add_argument("--force", action="store_true", help="recompute days that are already done")
     backfill.add_argument(
         "--trailing-days", type=int,
@@ -187,6 +195,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hunt.dedupe_edits": get("dedupe_edits"),
         "quality.max_bad_fraction": get("max_bad_fraction"),
         "quality.skip_corrupt_files": get("skip_corrupt_files"),
+        "evidence.enabled": get("evidence"),
+        "alerts.enabled": get("alerts"),
         "hunt.trailing_days": get("trailing_days") if get("command") == "run" else None,
         "hunt.backfill_trailing_days": get("trailing_days") if get("command") == "backfill" else None,
         "hunt.backfill_batch_days": get("batch_days"),

@@ -39,7 +39,8 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        # The kernel's working directory is the test's: Spark leaves its warehouse folder there.
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute(env=dict(os.environ))
 

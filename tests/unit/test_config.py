@@ -66,6 +66,19 @@ def test_flags_override_yaml(tmp_path):
     assert config.hunt.start == datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+def test_output_flags_turn_the_analyst_outputs_off_and_on_and_only_where_there_are_any(tmp_path, capsys):
+    path = tmp_path / "c.yml"
+    path.write_text("evidence:\n  enabled: false\n")
+    assert resolve_config(build_parser().parse_args(["run", "--config", str(path)])).evidence.enabled is False
+    assert resolve_config(build_parser().parse_args(["run", "--config", str(path), "--evidence"])).evidence.enabled is True
+    hunt_only = resolve_config(build_parser().parse_args(["backfill", "--no-evidence", "--no-alerts"]))
+    assert (hunt_only.evidence.enabled, hunt_only.alerts.enabled) == (False, False)
+    # `diff` writes no analyst outputs: a flag it would ignore is refused instead.
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["diff", "--no-alerts"])
+    assert refused.value.code == 2 and "--no-alerts" in capsys.readouterr().err
+
+
 def test_override_of_unknown_key_is_named():
     with pytest.raises(ConfigError, match="unknown config key 'hunt.nope'"):
         with_overrides(Config(), {"hunt.nope": 1})
