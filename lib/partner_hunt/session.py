@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
@@ -87,6 +88,71 @@ def _extra_jars() -> str | None:
     return os.environ.get("PARTNER_HUNT_JARS") or None
 
 
+class _LaunchChatter(threading.Thread):
+    """Relays the JVM's stderr to ours, holding back what it prints while it starts.
+
+    spark-submit prints some fifty lines before the JVM is up: Ivy's resolution report for the
+    Delta JARs (on every start, not just the first download), JVM and log4j notices. They bury
+    the one table the user came for, so they are dropped once the JVM is up, and shown in full if
+    it fails to start, when they say why. What the JVM prints after that reaches stderr as before.
+    """
+
+    def __init__(self, read_fd: int):
+        super().__init__(name="partner-hunt-jvm-stderr", daemon=True)
+        self._read_fd = read_fd
+        self._lock = threading.Lock()
+        self._held: list[bytes] | None = []
+
+    def run(self) -> None:
+        # Keeps reading until the JVM exits, whatever happens to a write: a relay that stopped
+        # reading would block the JVM on its next line.
+        with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
+            for line in iter(pipe.readline, b""):
+                with self._lock:
+                    if self._held is not None:
+                        self._held.append(line)
+                        continue
+                try:
+                    os.write(2, line)
+                except OSError:
+                    pass
+
+    def release(self, show_held: bool) -> None:
+        """From now on relay every line; first write the held ones if `show_held`."""
+        with self._lock:
+            held, self._held = self._held or [], None
+            if show_held:
+                for line in held:
+                    os.write(2, line)
+
+
+def _start_jvm_quietly(options: Mapping[str, str]) -> None:
+    """Start Spark's JVM (as the builder would, with these options) without its start-up chatter."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    read_fd, write_fd = os.pipe()
+    relay = _LaunchChatter(read_fd)
+    relay.start()
+    try:
+        conf = SparkConf(loadDefaults=False).setAll([(k, str(v)) for k, v in options.items()])
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": write_fd})
+    except BaseException:
+        relay.release(show_held=True)
+        # The JVM has exited: the rest of what it said is in the pipe, and the relay ends at its end.
+        os.close(write_fd)
+        write_fd = -1
+        relay.join(timeout=5)
+        raise
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+    relay.release(show_held=False)
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
 def build_session(
     master: str | None = "local[*]",
     app_name: str = "partner-hunt",
@@ -139,6 +205,8 @@ def build_session(
         from delta import configure_spark_with_delta_pip
 
         builder = configure_spark_with_delta_pip(builder)
+    if not submitted and os.environ.get("PARTNER_HUNT_SPARK_LAUNCH_LOG", "") != "1":
+        _start_jvm_quietly(builder._options)
     session = builder.getOrCreate()
     # Spark's WARN chatter drowns the one table the user came for; errors still show.
     session.sparkContext.setLogLevel(os.environ.get("PARTNER_HUNT_SPARK_LOG_LEVEL", "ERROR"))

@@ -33,6 +33,8 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
         "PARTNER_HUNT_MASTER": "local[2]",
     }.items():
         monkeypatch.setenv(key, value)
+    # A cold JVM for one short job: C1 alone, as for the suite's other child processes (spark_env).
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
     # The kernel must start its own Spark, not think it runs under spark-submit.
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     monkeypatch.delenv("PYSPARK_GATEWAY_SECRET", raising=False)

@@ -75,3 +75,19 @@ def test_wheel_task_sees_a_failed_run(spark, tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:
         entry(["run", "--trailing-days", "ninety"])
     assert usage.value.code == 2
+
+
+def test_a_fresh_process_prints_its_one_line_not_the_spark_launch(tmp_path):
+    """spark-submit's start-up chatter (Ivy's resolution report for the Delta JARs, on every start)
+    is held back: a fresh `partner-hunt` process that fails says only why."""
+    from tests.conftest import problem_lines
+    from tests.integration.spark_cluster import spark_env
+
+    missing = tmp_path / "no_such_table"
+    argv = [sys.executable, "-m", "partner_hunt.cli", "run", "--source", str(missing), "--output", str(tmp_path / "out"),
+            "--master", "local[1]"]
+    proc = subprocess.run(argv, env=spark_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    problems = problem_lines(proc.stderr)
+    assert len(problems) == 1 and str(missing) in problems[0], proc.stderr[-3000:]
+    assert ":: resolution report ::" not in proc.stderr and proc.stdout == ""
