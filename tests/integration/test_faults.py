@@ -2,8 +2,9 @@
 
 Every table the resumed command writes (results, partials, evidence, alerts, run log, quarantine)
 and the alert JSON Lines must equal those of an uninterrupted run of the same command (one
-reference per command, computed once in this process). Each point is reached once, on a 2-day
-lake, by the command that first gets there.
+reference per command, computed once in this process). Every point is reached by `backfill` and
+by `run --incremental`, on a 2-day lake (and `mid-create-evidence` by `run`, the one command that
+writes evidence).
 
 How each point is reached:
 
@@ -38,6 +39,7 @@ from tests.integration.spark_cluster import spark_env
 pytestmark = pytest.mark.integration
 
 START, END = date(2026, 3, 1), date(2026, 3, 3)
+ALL_DAYS = {START, date(2026, 3, 2)}
 # Columns a rerun legitimately changes: who wrote a row, and when.
 VOLATILE = {"RunId", "ComputedAt", "FirstRaisedAt", "LastRaisedAt", "QuarantinedAt", "SourceVersion"}
 
@@ -133,7 +135,13 @@ def assert_same_state(spark, out, reference):
     assert runs >= 1
 
 
-# (command, point): every point once; mid-create points on the command that first creates that table.
+# Every named point of `partner_hunt.faults` that backfill and incremental pass through; both write
+# their reports from the partials, so neither writes evidence (only `run` does).
+POINTS = [
+    "after-partials-commit", "before-report", "after-results-commit", "before-run-log",
+    *(f"mid-create-{table}" for table in faults.STATE_TABLES if table != "evidence"),
+]
+# (command, point): these by a real SIGKILL in a child process; every other pair in this process.
 KILLED = [
     ("backfill", "after-partials-commit"),
     ("incremental", "before-report"),
@@ -142,9 +150,7 @@ KILLED = [
     ("backfill", "mid-create-alerts"),
 ]
 SIMULATED = [
-    ("backfill", "mid-create-quarantine"),
-    ("incremental", "mid-create-partials"),
-    ("incremental", "mid-create-run_log"),
+    *((command, point) for command in ("backfill", "incremental") for point in POINTS if (command, point) not in KILLED),
     ("run", "mid-create-evidence"),
 ]
 # Cold short-lived JVMs: C1 only (see spark_cluster.spark_env), and the serial collector, whose
@@ -220,8 +226,12 @@ def test_killed_at_each_point_then_resumed_equals_an_uninterrupted_run(spark, la
             resume(spark, command, lake, out)
         monkeypatch.delenv(faults.ENV)
         assert_left_mid_create(out, point)
+        done = committed_days(spark, out) if point == "after-partials-commit" else set()
         report = resume(spark, command, lake, out)
         assert report.status == "succeeded", point
+        if point == "after-partials-commit":
+            # The resumed command computes exactly the days the killed one had not committed.
+            assert done and set(report.days_computed) == ALL_DAYS - done, (command, done, report.days_computed)
         assert_same_state(spark, out, references[command])
     for command, point, out, future in children:
         returncode, err = future.result()

@@ -23,6 +23,9 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     source = io.TableRef(str(lake / "message_events"), True)
     io.overwrite(demo.generate_events(spark, 4000, days=7, seed=7, end=END), source)
     out = tmp_path / "charts"
+    # The partner-history cell backfills the week's partials: one batch, one commit, not seven.
+    config = tmp_path / "notebook.yml"
+    config.write_text("hunt:\n  backfill_batch_days: 7\n")
     # The kernel inherits this process's environment: that is how the parameter cell gets them.
     for key, value in {
         "PARTNER_HUNT_SOURCE": source.location,
@@ -31,6 +34,7 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
         "PARTNER_HUNT_END": "2026-03-15",
         "PARTNER_HUNT_NOTEBOOK_OUT": str(out),
         "PARTNER_HUNT_MASTER": "local[2]",
+        "PARTNER_HUNT_CONFIG": str(config),
     }.items():
         monkeypatch.setenv(key, value)
     # A cold JVM for one short job: C1 alone, as for the suite's other child processes (spark_env).
