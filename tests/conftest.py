@@ -11,9 +11,9 @@ import pytest
 
 # The suite runs hundreds of small, different plans on a few rows each in one long-lived JVM:
 # compiling generated Java for each plan costs more CPU than running it. Interpreted expressions
-# give the same answers (Spark's own tests run both ways) and took the suite from 23 to 15 minutes
-# here. Child JVMs keep codegen: there start-up and JIT dominate, and interpreting measured no
-# faster. Tests only: the job as shipped keeps Spark's defaults.
+# give the same answers (Spark's own tests run both ways) and cut the in-process tests by about a
+# third here (docs/performance.md). Child JVMs keep codegen: there start-up and JIT dominate, and
+# interpreting measured no faster. Tests only: the job as shipped keeps Spark's defaults.
 INTERPRETED_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
@@ -50,7 +50,8 @@ def settings_restored(spark):
 
     A CLI run inside the test process joins the shared session and applies its config's runtime
     settings, as a job does on Databricks; without this, later tests inherit them (cluster.yml's
-    `optimizeWrite`, left behind by a module fixture, once merged another test's four files into one).
+    `optimizeWrite` and `autoCompact`, left behind by a module fixture, once made another test's
+    four written files one).
     """
     before = dict(spark.conf.getAll)
     try:
