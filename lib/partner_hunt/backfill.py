@@ -168,12 +168,15 @@ def backfill(
     end: date,
     force: bool = False,
     on_batch: OnBatch | None = None,
+    partners_window: tuple[date, date] | None = None,
 ) -> RunReport:
     """Compute the missing daily partials of `[start, end)`, then write the window report(s).
 
     Resumable: each batch of `hunt.backfill_batch_days` days commits on its own, so a killed
     backfill restarts at the first uncommitted day. With `hunt.backfill_trailing_days`, one window
     of that length ending on each day is written instead of the single `[start, end)` window.
+    The partners table is then rewritten with `partners_window` as its latest window (default: the
+    last window reported).
     """
     if end <= start:
         raise ValueError(f"backfill end {end} must be after start {start}")
@@ -195,5 +198,5 @@ def backfill(
         else:
             windows = [(start, end)]
         write_window_reports(spark, config, report, windows)
-        partner_table.refresh_partners(spark, config, report, windows[-1])
+        partner_table.refresh_partners(spark, config, report, partners_window or windows[-1])
     return report

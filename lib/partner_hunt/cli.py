@@ -279,7 +279,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`partner-hunt demo`: (re)generate the sample lake, then hunt it."""
     from dataclasses import replace
 
-    from partner_hunt import checks, demo, io, pipeline, terminal
+    from partner_hunt import checks, demo, io, owndomains, pipeline, terminal
 
     config = resolve_config(args)
     lake = Path(config.demo.lake).resolve()
@@ -307,7 +307,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = pipeline.run(spark, config, command="demo")
     terminal.print_run(result, config)
     if result.own_domains is not None:
-        found = "; ".join(f"{t}: {', '.join(d)}" for t, d in result.own_domains.items()) or "none"
+        found = owndomains.describe(result.own_domains) or "none"
         terminal.say(
             f"Own domains found in the data and excluded (hunt.own_domains: auto): {found}. `partner-hunt diff` "
             "shows what the published query's kql mode and corrected mode see."

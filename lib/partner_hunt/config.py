@@ -90,9 +90,13 @@ class HuntSettings:
         if self.backfill_trailing_days is not None and self.backfill_trailing_days < 1:
             raise ConfigError("hunt.backfill_trailing_days: must be 1 or more, or null for one window")
 
+    def _own_words(self) -> list[str]:
+        """`own_domains` as written, trimmed and lower-cased: where `auto` and `off` are recognised."""
+        return [d.strip().lower() for d in self.own_domains or ()]
+
     def _check_own_domains(self) -> None:
-        words = {d.strip().lower() for d in self.own_domains or ()}
-        if words & {"auto", "off"} and len(self.own_domains or ()) > 1:
+        words = self._own_words()
+        if {"auto", "off"} & set(words) and len(words) > 1:
             raise ConfigError("hunt.own_domains: 'auto' and 'off' stand alone, not inside a list of domains")
         if not 0.0 < self.own_domains_min_share <= 1.0:
             raise ConfigError("hunt.own_domains_min_share: must be above 0 and at most 1")
@@ -102,13 +106,12 @@ class HuntSettings:
     @property
     def own_domains_auto(self) -> bool:
         """`hunt.own_domains: auto`: each tenant's own domains are derived from the data."""
-        return [d.strip().lower() for d in self.own_domains or ()] == ["auto"]
+        return self._own_words() == ["auto"]
 
     @property
     def own_domains_list(self) -> tuple[str, ...]:
         """The own domains given as a list (empty for auto and off)."""
-        words = [d.strip().lower() for d in self.own_domains or ()]
-        return () if words in (["auto"], ["off"]) else tuple(self.own_domains or ())
+        return () if self._own_words() in (["auto"], ["off"]) else tuple(self.own_domains or ())
 
     @property
     def apply_own_domains(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import alerts, backfill, io, partials, partner_table, partners
+from partner_hunt import alerts, backfill, io, partials, partners
 from partner_hunt.config import Config, load_config
 from partner_hunt.runlog import RunReport
 
@@ -95,9 +95,8 @@ def partner_history(spark: SparkSession, config: Config, latest_days: int = 1) -
         start, end = partials.as_day(config.hunt.start), partials.as_day(config.hunt.end)
     except ValueError:
         return None
-    report = backfill.backfill(spark, config, start, end)
     latest = (max(start, end - timedelta(days=latest_days)), end)
-    partner_table.refresh_partners(spark, config, report, latest)
+    report = backfill.backfill(spark, config, start, end, partners_window=latest)
     return io.read_table(spark, report.locations.partners).filter(F.col("Variant") == F.lit(report.variant))
 
 

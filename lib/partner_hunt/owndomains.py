@@ -67,6 +67,11 @@ def as_mapping(rows: Iterable[Row]) -> dict[str, list[str]]:
     return {tenant: sorted(domains) for tenant, domains in sorted(found.items())}
 
 
+def describe(found: Mapping[str, Sequence[str]]) -> str:
+    """`as_mapping` output for a log line: `tenant: a.com, b.com; tenant2: c.com`, or empty."""
+    return "; ".join(f"{t}: {', '.join(d)}" for t, d in found.items())
+
+
 def merged_exclusions(
     configured: Mapping[str, Sequence[str]], derived: Mapping[str, Sequence[str]]
 ) -> dict[str, tuple[str, ...]]:

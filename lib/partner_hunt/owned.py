@@ -29,7 +29,7 @@ def with_own_domains(config: Config, report: RunReport, events_df: DataFrame) ->
         # Bounded: a domain needs `min_share` of a tenant's messages and a message names few
         # domains, so each tenant has a handful of rows at most.
         report.own_domains = owndomains.as_mapping(derived_df.collect())
-        shown = "; ".join(f"{t}: {', '.join(d)}" for t, d in report.own_domains.items()) or "none found"
+        shown = owndomains.describe(report.own_domains) or "none found"
         applied = "excluded" if h.apply_own_domains else "not excluded in kql mode (hunt.own_domains_in_kql: false)"
         log.info("own domains derived from the data (hunt.own_domains: auto), %s: %s", applied, shown)
         if not h.apply_own_domains:

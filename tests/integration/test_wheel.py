@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import problem_lines
+from tests.integration.spark_cluster import spark_env
 from tests.unit.test_bundle import ROOT_FILE, artifact_wheel_dir, relative_paths
 
 pytestmark = pytest.mark.integration
@@ -80,9 +82,6 @@ def test_wheel_task_sees_a_failed_run(spark, tmp_path, capsys):
 def test_a_fresh_process_prints_its_one_line_not_the_spark_launch(tmp_path):
     """spark-submit's start-up chatter (Ivy's resolution report for the Delta JARs, on every start)
     is held back: a fresh `partner-hunt` process that fails says only why."""
-    from tests.conftest import problem_lines
-    from tests.integration.spark_cluster import spark_env
-
     missing = tmp_path / "no_such_table"
     argv = [sys.executable, "-m", "partner_hunt.cli", "run", "--source", str(missing), "--output", str(tmp_path / "out"),
             "--master", "local[1]"]
