@@ -166,6 +166,7 @@ def count_domains(
     count_messages: bool = False,
     dedupe_edits: bool = False,
     by_day: bool = False,
+    evidence: bool = False,
 ) -> DataFrame:
     """The hunt: both sides' counts per (TenantId, Domain), or per (TenantId, Day, Domain).
 
@@ -174,9 +175,17 @@ def count_domains(
     are not applied: they depend only on the keys, so `finish_results` applies them to these few
     rows (and partials never need a recompute when they change). Rows that are read but not
     counted form one group per tenant (and day) with a null `Domain`, which the join drops.
+
+    With `evidence` (per day only; needs `TeamsMessageId`, and `SenderEmailAddress` if known), the
+    same aggregation also keeps what `evidence.evidence_from_counts` needs (`EVIDENCE_EXTRAS`):
+    the day's first and last inbound threat, and its inbound-threat rows (id, threat types,
+    sender), a small slice of the source, so the evidence needs no second pass over it.
     """
+    if evidence and not by_day:
+        raise ValueError("count_domains: evidence is kept per day (by_day=True)")
     hunted_df, counted = counted_rows(events_df, dedupe_edits)
-    domains_df = hunted_df.transform(explode_hunt_domains, mode, normalize, counted)
+    carry = ("ThreatTypes", *(["SenderEmailAddress"] if "SenderEmailAddress" in hunted_df.columns else [])) if evidence else ()
+    domains_df = hunted_df.transform(explode_hunt_domains, mode, normalize, counted, carry)
     has_reason = "QuarantineReason" in domains_df.columns
     extra = accounting_columns(F.col("QuarantineReason").isNotNull() if has_reason else F.lit(False))
     keys = ["TenantId", "Domain"]
@@ -184,7 +193,28 @@ def count_domains(
         domains_df = domains_df.withColumn("Day", utc_day(F.col("Timestamp")))
         keys = ["TenantId", "Day", "Domain"]
         extra = [F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen"), *extra]
+    if evidence:
+        extra = [*extra, *_evidence_columns(domains_df.columns)]
     return domains_df.transform(aggregate_sides, keys, count_messages, extra)
+
+
+EVIDENCE_EXTRAS = ("FirstThreatSeen", "LastThreatSeen", "InboundThreatRows")
+
+
+def _evidence_columns(columns: Sequence[str]) -> list[Column]:
+    """The per-day evidence aggregates over `explode_hunt_domains` rows (see `count_domains`)."""
+    # IsOutbound is null on rows the hunt does not count, so `inbound` is null there and
+    # collect_list skips them: only counted inbound-threat rows are kept, with their multiplicity
+    # (one per counted recipient domain, the results' row unit).
+    inbound = ~F.col("IsOutbound")
+    sender = F.col("SenderEmailAddress") if "SenderEmailAddress" in columns else F.lit(None).cast("string")
+    row = F.struct(F.col("TeamsMessageId"), F.col("ThreatTypes"), sender.alias("SenderEmailAddress"))
+    ts = F.col("Timestamp")
+    return [
+        F.min(F.when(inbound, ts)).alias("FirstThreatSeen"),
+        F.max(F.when(inbound, ts)).alias("LastThreatSeen"),
+        F.collect_list(F.when(inbound, row)).alias("InboundThreatRows"),
+    ]
 
 
 def drop_excluded_domains(counts_df: DataFrame, exclude: Iterable[str], normalize: bool = False) -> DataFrame:

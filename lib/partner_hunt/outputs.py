@@ -84,18 +84,18 @@ def write_outputs(
     config: Config,
     report: RunReport,
     window: Window,
-    events_df: DataFrame | None,
+    day_counts_df: DataFrame | None,
     results_df: DataFrame,
 ) -> AnalystOutputs:
     """Write the evidence and the alerts of one window just written to the results table.
 
-    `events_df` is the window's canonical events (None skips the evidence, e.g. for results rolled
-    up from daily partials); `results_df` is the window's results rows, with the results table's
-    columns.
+    `day_counts_df` is the window's `hunt.count_domains(by_day=True, evidence=True)` rows, from the
+    run's own pass over the source (None skips the evidence, e.g. for results rolled up from daily
+    partials); `results_df` is the window's results rows, with the results table's columns.
     """
     outputs = AnalystOutputs()
-    if config.evidence.enabled and events_df is not None:
-        _write_evidence(config, report, window, events_df, results_df)
+    if config.evidence.enabled and day_counts_df is not None:
+        _write_evidence(config, report, window, day_counts_df, results_df)
         outputs.evidence = str(report.locations.evidence)
         outputs.evidence_rows = report.result_rows
     elif config.evidence.enabled:
@@ -106,20 +106,23 @@ def write_outputs(
     return outputs
 
 
-def _write_evidence(
-    config: Config, report: RunReport, window: Window, events_df: DataFrame, results_df: DataFrame
-) -> None:
+def evidence_of(config: Config, day_counts_df: DataFrame, results_df: DataFrame) -> DataFrame:
+    """The evidence rows of one window, from the run's per-day counts (see `write_outputs`)."""
     h = config.hunt
-    evidence_df = evidence.evidence_from_events(
-        events_df,
+    return evidence.evidence_from_counts(
+        day_counts_df,
         results_df,
-        mode=h.mode,
         normalize=h.effective_normalize_domains,
-        dedupe_edits=h.effective_dedupe_edits,
         count_messages=h.effective_count_messages,
         sample_size=config.evidence.sample_size,
         include_senders=config.evidence.include_sender_addresses,
     )
+
+
+def _write_evidence(
+    config: Config, report: RunReport, window: Window, day_counts_df: DataFrame, results_df: DataFrame
+) -> None:
+    evidence_df = evidence_of(config, day_counts_df, results_df)
     key = window_key(report.mode, window)
     io.replace_where(evidence_df, report.locations.evidence, io.equality_predicate(key))
 
