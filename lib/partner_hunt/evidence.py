@@ -32,12 +32,13 @@ def explode_threat_rows(day_counts_df: DataFrame, normalize: bool = False) -> Da
     """The inbound-threat rows kept by `hunt.count_domains(by_day=True, evidence=True)`, one per row.
 
     Needs its `InboundThreatRows`; gives `TenantId`, `Domain`, `Day`, `TeamsMessageId`,
-    `ThreatTypes`, `SenderEmailAddress` and `SenderDomain`.
+    `ThreatTypes`, `SenderEmailAddress`, `Rows` (how many counted rows carry these values) and
+    `SenderDomain`.
     """
     sender = F.col("SenderEmailAddress")
     return (
         day_counts_df.select(*_KEYS, "Day", F.explode("InboundThreatRows").alias("r"))
-        .select(*_KEYS, "Day", "r.TeamsMessageId", "r.ThreatTypes", "r.SenderEmailAddress")
+        .select(*_KEYS, "Day", "r.TeamsMessageId", "r.ThreatTypes", "r.SenderEmailAddress", "r.Rows")
         .withColumn("SenderDomain", F.when(sender.isNotNull(), sender_domain(sender, normalize)))
     )
 
@@ -61,7 +62,7 @@ def _count(count_messages: bool) -> Column:
     """The results' counting unit: rows, or distinct messages per UTC day (see hunt.aggregate_sides)."""
     if count_messages:
         return F.count_distinct(F.col("TeamsMessageId"), F.col("Day"))
-    return F.count(F.lit(1))
+    return F.sum("Rows")
 
 
 def split_threat_types(col: Column) -> Column:
@@ -86,7 +87,7 @@ def threat_type_counts(inbound_df: DataFrame, count_messages: bool = False) -> D
     Needs `explode_threat_rows` rows. A message of several types counts once per type.
     """
     per_type_df = (
-        inbound_df.select(*_KEYS, "Day", "TeamsMessageId", F.explode(split_threat_types(F.col("ThreatTypes"))).alias("ThreatType"))
+        inbound_df.select(*_KEYS, "Day", "TeamsMessageId", "Rows", F.explode(split_threat_types(F.col("ThreatTypes"))).alias("ThreatType"))
         .groupBy(*_KEYS, "ThreatType")
         .agg(_count(count_messages).cast("long").alias("Count"))
     )
