@@ -156,8 +156,14 @@ def source_scans(df: DataFrame) -> int:
 # The variants
 
 
-def bench_config(source: Path, output: Path) -> Config:
-    return Config(source=str(source), output=str(output), spark=SparkSettings(conf=dict(SPARK_CONF)))
+def bench_config(source: Path, output: Path, analyst: bool = False) -> Config:
+    """The benchmark's config: hunt only (evidence and alerts off), or with `analyst` the defaults."""
+    from partner_hunt.config import AlertSettings, EvidenceSettings
+
+    config = Config(source=str(source), output=str(output), spark=SparkSettings(conf=dict(SPARK_CONF)))
+    if analyst:
+        return config
+    return replace(config, evidence=EvidenceSettings(enabled=False), alerts=AlertSettings(enabled=False))
 
 
 def run_query(spark: SparkSession, config: Config) -> DataFrame:
@@ -328,7 +334,9 @@ def timed_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
 
     peak = 0.0
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # This checkout's lib first, so the processes run the code under test (not an installed copy).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lib"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     handle = psutil.Process(proc.pid)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.append(proc.stdout.read()), daemon=True)
@@ -343,46 +351,255 @@ def timed_process(cmd: list[str], cwd: Path) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak, 0)}
 
 
-PROCESS_JOBS = ("partner-hunt run", "partner-hunt run +analyst", "naive job")
+PROCESS_JOBS = ("hunt-only run", "default run", "naive job")
 
 
-def bench_processes(source: Path, out_dir: Path, repeats: int) -> dict[str, Any]:
-    """`partner-hunt run` vs the whole-process naive job, both with a 1 GiB driver, same lake.
-
-    `partner-hunt run` writes the results table and its run log, with the analyst outputs
-    (evidence, alerts) switched off so that it produces what the naive job produces; `+analyst`
-    is the default config, which also writes the evidence and alerts tables.
-    """
-    work = Path(tempfile.mkdtemp(prefix="procs-", dir=out_dir))
+def _process_configs(work: Path) -> tuple[Path, Path]:
+    """YAML configs for the whole-process commands: hunt only, and the defaults (analyst outputs on)."""
     conf_lines = "\n".join(f'    {k}: "{v}"' for k, v in SPARK_CONF.items())
     spark_yaml = f"spark:\n  master: local[*]\n  conf:\n{conf_lines}\n"
-    lean_config = work / "results-only.yml"
+    lean_config = work / "hunt-only.yml"
     lean_config.write_text(spark_yaml + "evidence:\n  enabled: false\nalerts:\n  enabled: false\n")
     full_config = work / "default.yml"
     full_config.write_text(spark_yaml)
-    cli = Path(sys.executable).parent / "partner-hunt"
+    return lean_config, full_config
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "partner_hunt.cli"]
+
+
+def _naive_cmd(source: Path, output: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "benchmarks" / "naive.py"), "--source", str(source), "--output", str(output), "--driver-memory", "1g"]
+
+
+def delta_commits_by_path(paths: dict[str, Path], since: float) -> list[dict[str, Any]]:
+    """Commits made to Delta tables (by path) since `since` (epoch seconds), read with deltalake, not Spark."""
+    from deltalake import DeltaTable
+
+    out = []
+    for label, path in paths.items():
+        if not (path / "_delta_log").is_dir():
+            continue
+        for entry in DeltaTable(str(path)).history(20):
+            if entry.get("timestamp", 0) / 1000 >= since:
+                out.append({"table": label, "version": entry.get("version"), "operation": entry.get("operation")})
+    return out
+
+
+def _state_paths(output: Path) -> dict[str, Path]:
+    """The tables a run writes beside a path output (partner-hunt's default locations)."""
+    parent = output.parent
+    names = {"output": output.name, "run_log": "run_log", "evidence": "evidence", "alerts": "alerts", "partials": "partials", "quarantine": "quarantine"}
+    paths = {label: parent / name for label, name in names.items()}
+    return {label: p for label, p in paths.items() if label == "output" or p != output}
+
+
+def bench_processes(source: Path, out_dir: Path, repeats: int) -> dict[str, Any]:
+    """Whole processes, as a scheduler starts them: `partner-hunt run` hunt only, with the defaults
+    (evidence and alerts on), and the naive job, all with a 1 GiB driver on the same lake,
+    alternating, each writing into its own tables (reruns replace the same window, as nightly)."""
+    work = Path(tempfile.mkdtemp(prefix="procs-", dir=out_dir))
+    lean_config, full_config = _process_configs(work)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PROCESS_JOBS}
+    commits: dict[str, list[dict[str, Any]]] = {}
     try:
-        for i in range(repeats):
+        for _ in range(repeats):
             for j, name in enumerate(PROCESS_JOBS):
-                output = work / f"job{j}-{i}" / "results"
-                if name.startswith("partner-hunt"):
-                    config_file = lean_config if name == "partner-hunt run" else full_config
-                    cmd = [str(cli), "run", "--config", str(config_file), "--source", str(source), "--output", str(output), "--top", "5"]
+                output = work / f"job{j}" / "results"
+                if name == "naive job":
+                    cmd = _naive_cmd(source, output)
                 else:
-                    cmd = [sys.executable, str(ROOT / "benchmarks" / "naive.py"), "--source", str(source), "--output", str(output), "--driver-memory", "1g"]
-                runs[name].append(timed_process(cmd, ROOT))
+                    config_file = lean_config if name == "hunt-only run" else full_config
+                    cmd = [*_cli(), "run", "--config", str(config_file), "--source", str(source), "--output", str(output), "--top", "5"]
+                since = time.time()
+                runs[name].append({**timed_process(cmd, ROOT), "load": load_average()})
+                commits[name] = delta_commits_by_path(_state_paths(output), since)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result: dict[str, Any] = {
         name: {
             "seconds": [r["seconds"] for r in rs],
+            "load": [r["load"] for r in rs],
             "median": round(statistics.median(r["seconds"] for r in rs), 2),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+            "delta_commits_last_run": commits.get(name, []),
         }
         for name, rs in runs.items()
     }
-    result["naive_over_run"] = round(result["naive job"]["median"] / result["partner-hunt run"]["median"], 2)
+    naive = result["naive job"]["median"]
+    result["default_over_naive"] = round(result["default run"]["median"] / naive, 2)
+    result["hunt_only_over_naive"] = round(result["hunt-only run"]["median"] / naive, 2)
+    return result
+
+
+def bench_process_refresh(spark: SparkSession, source: Path, rows: int, days: int, seed: int, repeats: int, out_dir: Path) -> dict[str, Any]:
+    """Whole process: `partner-hunt run --incremental` with the defaults (evidence and alerts on)
+    after one appended day, against the naive job recomputing the whole lake (the window and more).
+
+    On a copy of the lake, partials backfilled once in this process (not timed); then per round one
+    new day of rows/days rows is appended (not timed) and the two processes are timed, alternating.
+    """
+    from partner_hunt.config import HuntSettings
+
+    work = out_dir / f"process-refresh-{rows}"
+    shutil.rmtree(work, ignore_errors=True)
+    lake = work / "message_events"
+    _copy_lake(source, lake)
+    _, full_config = _process_configs(work)
+    output = work / "results"
+    first_day = (LAKE_END - timedelta(days=days)).date()
+    started = time.perf_counter()
+    backfill.backfill(spark, replace(bench_config(lake, output, analyst=True), hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
+    backfill_seconds = time.perf_counter() - started
+    per_day = max(1, rows // days)
+    runs: dict[str, list[dict[str, Any]]] = {"default refresh": [], "naive job": []}
+    kinds, commits = [], []
+    for k in range(repeats):
+        day_end = LAKE_END + timedelta(days=k + 1)
+        io.append(demo.generate_events(spark, per_day, days=1, seed=seed + 1000 + k, end=day_end), io.TableRef(str(lake), True))
+        cmd = [
+            *_cli(), "run", "--incremental", "--config", str(full_config), "--source", str(lake), "--output", str(output),
+            "--end", day_end.date().isoformat(), "--trailing-days", str(days), "--top", "5",
+        ]
+        since = time.time()
+        runs["default refresh"].append({**timed_process(cmd, ROOT), "load": load_average()})
+        commits = delta_commits_by_path(_state_paths(output), since)
+        runs["naive job"].append({**timed_process(_naive_cmd(lake, work / "naive" / "results"), ROOT), "load": load_average()})
+        log_df = io.read_table(spark, io.TableRef(str(output.parent / "run_log"), True))
+        last = log_df.orderBy(F.col("StartedAt").desc()).select("RefreshKind", "RefreshReason", "DaysComputed", "RowsRead").first()
+        kinds.append({"kind": last["RefreshKind"], "reason": last["RefreshReason"], "days": [d.isoformat() for d in last["DaysComputed"]], "rows_read": last["RowsRead"]})
+    result: dict[str, Any] = {
+        "rows": rows,
+        "backfill_seconds": round(backfill_seconds, 1),
+        "refresh_runs": kinds,
+        "delta_commits_last_refresh": commits,
+    }
+    for name, rs in runs.items():
+        result[name] = {
+            "seconds": [r["seconds"] for r in rs],
+            "load": [r["load"] for r in rs],
+            "median": round(statistics.median(r["seconds"] for r in rs), 2),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+        }
+    result["naive_over_refresh"] = round(result["naive job"]["median"] / result["default refresh"]["median"], 2)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# In-process commands, with their Spark jobs and Delta operations
+
+METADATA_CALLS = ("table_exists", "table_version", "_detail", "read_table", "_add_missing_columns")
+
+
+class DeltaOps:
+    """Counts partner-hunt's metadata reads through io.py (existence checks, version pins,
+    DESCRIBE DETAIL, snapshot loads for a read, schema reads before a MERGE), with their durations.
+
+    Nested calls are counted each (a read_table checks existence first), so times overlap.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> DeltaOps:
+        for name in METADATA_CALLS:
+            original = getattr(io, name)
+            self._saved[name] = original
+
+            def wrapped(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.calls.append((_name, time.perf_counter() - t0))
+
+            setattr(io, name, wrapped)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self._saved.items():
+            setattr(io, name, original)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for name, seconds in self.calls:
+            entry = out.setdefault(name, {"calls": 0, "seconds": 0.0})
+            entry["calls"] += 1
+            entry["seconds"] = round(entry["seconds"] + seconds, 3)
+        return out
+
+
+def profile(spark: SparkSession, command: Callable[[], Any], tables: dict[str, io.TableRef]) -> tuple[float, dict[str, Any], Any]:
+    """Run one command: its seconds, its Spark jobs, Delta commits and metadata reads, its return."""
+    before_job, wall_start = last_job_id(spark), datetime.now()
+    with DeltaOps() as ops:
+        t0 = time.perf_counter()
+        value = command()
+        seconds = time.perf_counter() - t0
+    breakdown = {
+        "spark_jobs": spark_jobs_after(spark, before_job),
+        "delta_commits": delta_commits_since(spark, tables, wall_start),
+        "metadata_reads": ops.summary(),
+    }
+    return seconds, breakdown, value
+
+
+def _tables(config: Config) -> dict[str, io.TableRef]:
+    loc = io.Locations.from_config(config)
+    return {n: getattr(loc, n) for n in ("source", "partials", "output", "run_log", "quarantine", "evidence", "alerts")}
+
+
+COMMANDS = ("hunt-only run", "default run", "naive job")
+
+
+def bench_commands(spark: SparkSession, source: Path, rows: int, repeats: int, out_dir: Path) -> dict[str, Any]:
+    """In process, with their writes: `pipeline.run` hunt only, `pipeline.run` with the defaults
+    (evidence and alerts on), and the naive job writing its results to Delta; one warm-up round,
+    then `repeats` alternating rounds. Each command reruns into its own tables (nightly reruns of
+    the same window), and the last round's breakdown is kept."""
+    work = out_dir / f"commands-{rows}"
+    shutil.rmtree(work, ignore_errors=True)
+    lean = bench_config(source, work / "lean" / "results")
+    default = bench_config(source, work / "default" / "results", analyst=True)
+    naive_out = io.TableRef(str(work / "naive" / "results"), True)
+    commands: dict[str, tuple[Callable[[], Any], dict[str, io.TableRef]]] = {
+        "hunt-only run": (lambda: pipeline.run(spark, lean), _tables(lean)),
+        "default run": (lambda: pipeline.run(spark, default), _tables(default)),
+        "naive job": (lambda: naive_query(spark, source).write.format("delta").mode("overwrite").save(naive_out.location), {"output": naive_out}),
+    }
+    times: dict[str, list[float]] = {c: [] for c in COMMANDS}
+    loads: dict[str, list[list[float]]] = {c: [] for c in COMMANDS}
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for k in range(repeats + 1):
+        for name in COMMANDS:
+            command, tables = commands[name]
+            seconds, breakdown, _ = profile(spark, command, tables)
+            if k:
+                times[name].append(seconds)
+                loads[name].append(load_average())
+            breakdowns[name] = breakdown
+
+    def stored(ref: io.TableRef) -> set[tuple]:
+        return result_set([(r.SenderFromDomain, r.OutboundTeamsMessages, r.IncomingTeamsMessagesWithThreats) for r in io.read_table(spark, ref).collect()])
+
+    result: dict[str, Any] = {
+        "rows": rows,
+        "results_equal": stored(io.Locations.from_config(lean).output) == stored(io.Locations.from_config(default).output) == stored(naive_out),
+        "evidence_rows": io.read_table(spark, io.Locations.from_config(default).evidence).count(),
+    }
+    for name in COMMANDS:
+        result[name] = {
+            "seconds": [round(t, 2) for t in times[name]],
+            "load": loads[name],
+            "median": round(statistics.median(times[name]), 2),
+            "breakdown": breakdowns[name],
+        }
+    result["default_over_hunt_only"] = round(result["default run"]["median"] / result["hunt-only run"]["median"], 2)
+    result["default_over_naive"] = round(result["default run"]["median"] / result["naive job"]["median"], 2)
+    shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -473,110 +690,96 @@ def bench_incremental(spark: SparkSession, source: Path, rows: int, days: int, s
     """Refresh a `days`-day report after one new day lands (daily partials) vs recompute it from raw.
 
     On a copy of the lake: backfill the partials of every day once (not timed), then per round one
-    new day of data (rows/days rows) is appended, and both are timed warm, each with its writes:
-      incremental  `incremental.run_incremental` over the trailing `days` window ending with the new
-                   day (it reads only the days whose source files changed, then rolls up);
-      recompute    `pipeline.run` over the same window from the raw source.
-    Analyst outputs (evidence, alerts) are off in both, so both write the same results table. The
-    share of source rows read comes from each run's run-log row (RowsRead).
+    new day of data (rows/days rows) is appended, and, warm and with their writes, alternating:
+      incremental      `incremental.run_incremental` over the trailing `days` window ending with the
+                       new day, evidence and alerts off (it reads only the changed days, then rolls up);
+      default refresh  the same with the defaults (evidence and alerts on), on its own tables;
+      recompute        `pipeline.run` over the same window from the raw source, evidence and alerts off.
+    The share of source rows read comes from each run's run-log row (RowsRead).
 
     Also timed, as the floor under any refresh: the two Delta commits that both paths must make
     whatever they compute, i.e. replacing the window's rows in a results table and appending one
-    run-log row (on tables of their own, warmed up like the real ones). recompute / floor is the
-    best speed-up any refresh that writes its results and its run log could show here.
+    run-log row (on tables of their own, warmed up like the real ones).
     """
-    import importlib.util
-
-    if importlib.util.find_spec("partner_hunt.partials") is None:
-        return {"skipped": "lib/partner_hunt/partials.py does not exist yet"}
     from partner_hunt import partials
-    from partner_hunt.config import AlertSettings, EvidenceSettings, HuntSettings
+    from partner_hunt.config import HuntSettings
 
     work = out_dir / f"incremental-{rows}"
+    shutil.rmtree(work, ignore_errors=True)
     lake = work / "message_events"
     _copy_lake(source, lake)
-    for stale in work.glob("results*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    base = Config(
-        source=str(lake),
-        output=str(work / "results"),
-        spark=SparkSettings(conf=dict(SPARK_CONF)),
-        evidence=EvidenceSettings(enabled=False),
-        alerts=AlertSettings(enabled=False),
-    )
-    full = replace(base, output=str(work / "results_full"))
+    base = bench_config(lake, work / "lean" / "results")
+    analyst = bench_config(lake, work / "default" / "results", analyst=True)
+    full = bench_config(lake, work / "full" / "results")
     first_day = (LAKE_END - timedelta(days=days)).date()
     started = time.perf_counter()
     # One batch: the lake's files each span every day, so a batch per day would rescan it 90 times.
-    backfill.backfill(spark, replace(base, hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
+    for config in (base, analyst):
+        backfill.backfill(spark, replace(config, hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
     backfill_seconds = time.perf_counter() - started
 
     per_day = max(1, rows // days)
-    timings: dict[str, list[float]] = {"incremental": [], "recompute": [], "commit_floor": []}
-    shares: dict[str, list[float]] = {"incremental": [], "recompute": []}
-    floor = replace(base, output=str(work / "floor"))
+    names = ("incremental", "default refresh", "recompute", "commit_floor")
+    timings: dict[str, list[float]] = {n: [] for n in names}
+    loads: dict[str, list[list[float]]] = {n: [] for n in names}
+    shares: dict[str, list[float]] = {"incremental": [], "default refresh": [], "recompute": []}
+    breakdowns: dict[str, Any] = {}
+    floor = bench_config(lake, work / "floor" / "results")
     total_rows = rows
-    # Round 0 warms both paths up and is not counted.
+    # Round 0 warms every path up and is not counted.
     for k in range(repeats + 1):
         day_end = LAKE_END + timedelta(days=k + 1)
         new_day_df = demo.generate_events(spark, per_day, days=1, seed=seed + 1000 + k, end=day_end)
         io.append(new_day_df, io.TableRef(str(lake), True))
         total_rows += per_day
         window = HuntSettings(start=day_end - timedelta(days=days), end=day_end, trailing_days=days)
-        before_job, wall_start = last_job_id(spark), datetime.now()
-        t0 = time.perf_counter()
-        inc_report = incremental.run_incremental(spark, replace(base, hunt=window))
-        inc_seconds = time.perf_counter() - t0
-        # The breakdown of the last refresh: its Spark jobs and the Delta commits it made.
-        breakdown = {
-            "refresh_kind": inc_report.refresh_kind,
-            "refresh_reason": inc_report.refresh_reason,
-            "spark_jobs": spark_jobs_after(spark, before_job),
-            "delta_commits": delta_commits_since(
-                spark,
-                {name: getattr(inc_report.locations, name) for name in ("source", "partials", "output", "run_log", "quarantine")},
-                wall_start,
-            ),
-        }
-        t0 = time.perf_counter()
-        full_report = pipeline.run(spark, replace(full, hunt=window))
-        full_seconds = time.perf_counter() - t0
-        floor_seconds = commit_floor(spark, full_report, io.Locations.from_config(floor))
+        measured: dict[str, float] = {}
+        for name, config in (("incremental", base), ("default refresh", analyst)):
+            seconds, breakdown, report = profile(spark, lambda c=config, w=window: incremental.run_incremental(spark, replace(c, hunt=w)), _tables(config))
+            breakdowns[name] = {"refresh_kind": report.refresh_kind, "refresh_reason": report.refresh_reason, **breakdown}
+            measured[name] = seconds
+            if k:
+                shares[name].append(_rows_read(spark, config, report.run_id) / total_rows)
+        seconds, breakdown, full_report = profile(spark, lambda w=window: pipeline.run(spark, replace(full, hunt=w)), _tables(full))
+        breakdowns["recompute"] = breakdown
+        measured["recompute"] = seconds
+        measured["commit_floor"] = commit_floor(spark, full_report, io.Locations.from_config(floor))
         if k == 0:
             continue
-        timings["incremental"].append(inc_seconds)
-        timings["recompute"].append(full_seconds)
-        timings["commit_floor"].append(floor_seconds)
-        shares["incremental"].append(_rows_read(spark, base, inc_report.run_id) / total_rows)
+        for name, seconds in measured.items():
+            timings[name].append(seconds)
+            loads[name].append(load_average())
         shares["recompute"].append(_rows_read(spark, full, full_report.run_id) / total_rows)
 
-    # The two paths must agree on the last window.
+    # The paths must agree on the last window.
     def last_window(config: Config) -> set[tuple]:
         key = {"WindowStart": window.start, "WindowEnd": window.end, "Mode": "kql"}
         return result_set(
             [
                 (r.SenderFromDomain, r.OutboundTeamsMessages, r.IncomingTeamsMessagesWithThreats)
-                for r in io.read_window_rows(spark, io.TableRef(config.output, True), key).collect()
+                for r in io.read_window_rows(spark, io.Locations.from_config(config).output, key).collect()
             ]
         )
 
-    result = {
+    result: dict[str, Any] = {
         "rows": rows,
         "window_days": days,
         "new_day_rows": per_day,
         "backfill_seconds": round(backfill_seconds, 1),
-        "results_equal": last_window(base) == last_window(full),
+        "results_equal": last_window(base) == last_window(full) == last_window(analyst),
         "variant": partials.variant("kql", False, False, False),
-        "refresh_breakdown": breakdown,
+        "breakdowns": breakdowns,
     }
     for name in timings:
         result[name] = {
             "seconds": [round(t, 2) for t in timings[name]],
+            "load": loads[name],
             "median": round(statistics.median(timings[name]), 2),
         }
         if name in shares:
             result[name]["share_of_rows_read"] = round(max(shares[name]), 4)
-    result["recompute_over_incremental"] = round(result["recompute"]["median"] / result["incremental"]["median"], 1)
+    result["recompute_over_incremental"] = round(result["recompute"]["median"] / result["incremental"]["median"], 2)
+    result["recompute_over_default_refresh"] = round(result["recompute"]["median"] / result["default refresh"]["median"], 2)
     result["recompute_over_commit_floor"] = round(result["recompute"]["median"] / result["commit_floor"]["median"], 1)
     shutil.rmtree(work, ignore_errors=True)
     return result
@@ -608,12 +811,12 @@ def machine() -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     print()
-    print(f"load average before/after: {results['load_before']} / {results['load_after']}")
+    print(f"load average (1, 5, 15 min) before/after: {results['load_before']} / {results.get('load_after')}")
     for size in results["sizes"]:
         print()
         print(
-            f"{size['rows']:,} rows ({size['parquet_mb']} MB Parquet, {size['recipient_rows']:,} recipient rows, "
-            f"{size['result_rows']} result rows, results equal: {size['results_equal']})"
+            f"query at {size['rows']:,} rows ({size['parquet_mb']} MB Parquet, {size['recipient_rows']:,} recipient rows, "
+            f"{size['result_rows']} result rows, results equal: {size['results_equal']}), no writes:"
         )
         print(f"  {'variant':<8} {'median s':>9} {'x scan':>7} {'scans':>6} {'peak RSS MB':>12}   runs")
         scan = size["variants"]["scan"]["median"]
@@ -624,68 +827,96 @@ def print_table(results: dict[str, Any]) -> None:
             runs = ", ".join(f"{t:.2f}" for t in v["seconds"])
             print(f"  {name:<8} {v['median']:>9.3f} {v['median'] / scan:>7.2f} {scans!s:>6} {rss!s:>12}   {runs}")
         r = size["ratios"]
-        print(
-            f"  run/scan {r['run_over_scan']}x (target <= 2.0), naive/run {r['naive_over_run']}x (target >= 1.3), "
-            f"run/duckdb {r['run_over_duckdb']}x (aim <= 3)"
-        )
-    if "scaling" in results:
-        s = results["scaling"]
+        print(f"  run/scan {r['run_over_scan']}x, naive/run {r['naive_over_run']}x, run/duckdb {r['run_over_duckdb']}x")
+    for c in results.get("commands", []):
         print()
-        print(f"scaling {s['from_rows']:,} -> {s['to_rows']:,} rows: run x{s['run']}, naive x{s['naive']}, scan x{s['scan']} (target run <= 10)")
-    if "process" in results:
-        p = results["process"]
-        print()
-        print(f"whole process at {p['rows']:,} rows (spark.driver.memory=1g):")
-        for name in PROCESS_JOBS:
-            print(f"  {name:<26} median {p[name]['median']:>6.2f} s  peak tree RSS {p[name]['peak_rss_mb']:.0f} MB  runs {p[name]['seconds']}")
-        print(f"  naive/run {p['naive_over_run']}x (target >= 1.0)")
+        print(f"in process at {c['rows']:,} rows, with writes (results equal: {c['results_equal']}; evidence rows {c['evidence_rows']}):")
+        for name in COMMANDS:
+            v = c[name]
+            print(f"  {name:<14} median {v['median']:>6.2f} s  runs {v['seconds']}  load {[x[0] for x in v['load']]}")
+        print(f"  default run / hunt-only run {c['default_over_hunt_only']}x (issue 16, at 10M: <= 1.15)")
+        print(f"  default run / naive job {c['default_over_naive']}x")
+        for name in COMMANDS:
+            print_breakdown(name, c[name]["breakdown"])
     if "incremental" in results:
         print()
         inc = results["incremental"]
-        if "skipped" in inc:
-            print(f"incremental: skipped ({inc['skipped']})")
-        else:
-            print(
-                f"incremental at {inc['rows']:,} rows, {inc['window_days']}-day window, one new day of "
-                f"{inc['new_day_rows']:,} rows (backfill once: {inc['backfill_seconds']} s; results equal: {inc['results_equal']}):"
-            )
-            for name in ("incremental", "recompute"):
-                v = inc[name]
-                print(f"  {name:<12} median {v['median']:>6.2f} s  rows read {v['share_of_rows_read']:.2%} of the source  runs {v['seconds']}")
-            v = inc["commit_floor"]
-            print(f"  {'commit floor':<12} median {v['median']:>6.2f} s  (results replace + run-log append only)  runs {v['seconds']}")
-            print(f"  recompute/incremental {inc['recompute_over_incremental']}x (target >= 10; rows read <= 1/30 = 3.33%)")
-            print(f"  recompute/commit floor {inc['recompute_over_commit_floor']}x: no refresh that commits its results and run log can beat this")
-            print_refresh_breakdown(inc["refresh_breakdown"])
+        print(
+            f"incremental at {inc['rows']:,} rows, {inc['window_days']}-day window, one new day of "
+            f"{inc['new_day_rows']:,} rows (backfill once: {inc['backfill_seconds']} s; results equal: {inc['results_equal']}):"
+        )
+        for name in ("incremental", "default refresh", "recompute"):
+            v = inc[name]
+            print(f"  {name:<16} median {v['median']:>6.2f} s  rows read {v['share_of_rows_read']:.2%} of the source  runs {v['seconds']}  load {[x[0] for x in v['load']]}")
+        v = inc["commit_floor"]
+        print(f"  {'commit floor':<16} median {v['median']:>6.2f} s  (results replace + run-log append only)  runs {v['seconds']}")
+        print(f"  recompute/incremental {inc['recompute_over_incremental']}x (issue 13, at 10M: >= 2; rows read <= 1/30 = 3.33%)")
+        print(f"  recompute/default refresh {inc['recompute_over_default_refresh']}x")
+        print(f"  recompute/commit floor {inc['recompute_over_commit_floor']}x: no refresh that commits its results and run log can beat this")
+        for name in ("incremental", "default refresh", "recompute"):
+            print_breakdown(name, inc["breakdowns"][name])
+    if "process" in results:
+        p = results["process"]
+        print()
+        print(f"whole process at {p['rows']:,} rows (spark.driver.memory=1g), alternating:")
+        for name in PROCESS_JOBS:
+            v = p[name]
+            print(f"  {name:<16} median {v['median']:>6.2f} s  peak tree RSS {v['peak_rss_mb']:.0f} MB  runs {v['seconds']}  load {[x[0] for x in v['load']]}")
+            if v["delta_commits_last_run"]:
+                ops = ", ".join(f"{c['table']} {c['operation']}" for c in v["delta_commits_last_run"])
+                print(f"    its {len(v['delta_commits_last_run'])} Delta commits: {ops}")
+        print(f"  default run / naive job {p['default_over_naive']}x (issue 16: <= 1.1); hunt-only / naive {p['hunt_only_over_naive']}x")
+    if "process_refresh" in results:
+        p = results["process_refresh"]
+        print()
+        print(f"whole process refresh at {p['rows']:,} rows, one appended day per round (backfill once: {p['backfill_seconds']} s):")
+        for name in ("default refresh", "naive job"):
+            v = p[name]
+            print(f"  {name:<16} median {v['median']:>6.2f} s  peak tree RSS {v['peak_rss_mb']:.0f} MB  runs {v['seconds']}  load {[x[0] for x in v['load']]}")
+        for r in p["refresh_runs"]:
+            print(f"    refresh: {r['kind']} ({r['reason']}), days {r['days']}, rows read {r['rows_read']:,}")
+        ops = ", ".join(f"{c['table']} {c['operation']}" for c in p["delta_commits_last_refresh"])
+        print(f"    last refresh's {len(p['delta_commits_last_refresh'])} Delta commits: {ops}")
+        print(f"  naive job / default refresh {p['naive_over_refresh']}x (issue 16: >= 1.5)")
     print()
     print(f"total benchmark time {results['total_seconds']:.0f} s")
 
 
-def print_refresh_breakdown(breakdown: dict[str, Any]) -> None:
-    """The last refresh's Spark jobs and Delta commits, with their durations."""
+def print_breakdown(name: str, breakdown: dict[str, Any]) -> None:
+    """One command's Spark jobs, Delta commits and metadata reads, with their durations."""
     jobs = breakdown["spark_jobs"]
     timed = [j["seconds"] for j in jobs if j["seconds"] is not None]
-    print(f"  last refresh: {breakdown['refresh_kind']} ({breakdown['refresh_reason']})")
-    print(f"  its {len(jobs)} Spark jobs, {sum(timed):.2f} s in total (jobs may overlap):")
+    kind = f" [{breakdown['refresh_kind']}: {breakdown['refresh_reason']}]" if breakdown.get("refresh_kind") else ""
+    print(f"  {name}{kind}: {len(jobs)} Spark jobs ({sum(timed):.2f} s, jobs may overlap)")
     for j in jobs:
         seconds = f"{j['seconds']:6.2f} s" if j["seconds"] is not None else "     ? s"
-        print(f"    job {j['job']:>5} {seconds}  {j['name']}  {' '.join(j['description'].split())[:60]}")
-    print(f"  its {len(breakdown['delta_commits'])} Delta commits:")
+        print(f"    job {j['job']:>5} {seconds}  {j['name'][:60]}  {' '.join(j['description'].split())[:50]}")
+    print(f"    {len(breakdown['delta_commits'])} Delta commits:")
     for c in breakdown["delta_commits"]:
         took = f"{c['execution_seconds']:.2f} s" if c["execution_seconds"] is not None else "-"
-        print(f"    {c['committed_at']}  {c['table']:<10} v{c['version']:<5} {c['operation']:<20} execution {took}")
+        print(f"      {c['table']:<10} v{c['version']:<5} {c['operation']:<20} execution {took}")
+    reads = breakdown["metadata_reads"]
+    text = ", ".join(f"{n} x{v['calls']} ({v['seconds']:.2f} s)" for n, v in sorted(reads.items()))
+    print(f"    metadata reads through io.py: {text or 'none'}")
+
+
+SECTIONS = ("query", "commands", "incremental", "process", "process-refresh")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated row counts")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per size (median reported)")
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated row counts (query, commands; incremental at the largest)")
+    parser.add_argument("--process-rows", type=int, default=4_000_000, help="lake size of the whole-process sections")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}")
     parser.add_argument("--days", type=int, default=90, help="days the generated lakes span")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="bench-out/results.json")
-    parser.add_argument("--process-repeats", type=int, default=1, help="whole-process runs of each job (0 to skip; 1 keeps the default run under 10 minutes)")
-    parser.add_argument("--no-incremental", action="store_true", help="skip the incremental section")
     args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
 
     total_started = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -700,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "spark_conf": SPARK_CONF,
         "repeats": args.repeats,
+        "sections": sections,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_before": load_average(),
         "sizes": [],
@@ -707,35 +939,47 @@ def main(argv: list[str] | None = None) -> int:
     jvm_max = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
     results["driver_max_heap_mb"] = round(jvm_max / 2**20)
     lakes: dict[int, Path] = {}
-    for rows in sizes:
+    needed = set(sizes) if {"query", "commands", "incremental"} & set(sections) else set()
+    if {"process", "process-refresh"} & set(sections):
+        needed.add(args.process_rows)
+    for rows in sorted(needed):
         source, generated = ensure_lake(spark, out_dir, rows, args.days, args.seed)
         lakes[rows] = source
         if generated:
-            print(f"generated {rows:,} rows in {generated:.0f} s: {source}")
-    for rows in sizes:
-        print(f"timing {rows:,} rows ...", flush=True)
-        results["sizes"].append(bench_size(spark, lakes[rows], rows, args.repeats, out_dir))
+            print(f"generated {rows:,} rows in {generated:.0f} s: {source}", flush=True)
+
+    def save() -> None:
         # Saved as it goes, so that an interrupted run still leaves its figures.
-        out_file.write_text(json.dumps(results, indent=2))
-    if len(sizes) >= 2:
-        small, big = results["sizes"][0], results["sizes"][-1]
-        results["scaling"] = {
-            "from_rows": small["rows"],
-            "to_rows": big["rows"],
-            **{n: round(big["variants"][n]["median"] / small["variants"][n]["median"], 2) for n in VARIANTS},
-        }
-    if not args.no_incremental:
-        print("timing incremental refresh ...", flush=True)
+        out_file.write_text(json.dumps(results, indent=2, default=str))
+
+    if "query" in sections:
+        for rows in sizes:
+            print(f"timing the query at {rows:,} rows ...", flush=True)
+            results["sizes"].append(bench_size(spark, lakes[rows], rows, args.repeats, out_dir))
+            save()
+    if "commands" in sections:
+        results["commands"] = []
+        for rows in sizes:
+            print(f"timing the commands in process at {rows:,} rows ...", flush=True)
+            results["commands"].append(bench_commands(spark, lakes[rows], rows, args.repeats, out_dir))
+            save()
+    if "incremental" in sections:
         biggest = max(sizes)
+        print(f"timing the incremental refresh in process at {biggest:,} rows ...", flush=True)
         results["incremental"] = bench_incremental(spark, lakes[biggest], biggest, args.days, args.seed, args.repeats, out_dir)
+        save()
+    if "process-refresh" in sections:
+        # This session only backfills and appends between the timed processes; it sits idle while they run.
+        print(f"timing the whole-process refresh at {args.process_rows:,} rows ...", flush=True)
+        results["process_refresh"] = bench_process_refresh(spark, lakes[args.process_rows], args.process_rows, args.days, args.seed, args.repeats, out_dir)
+        save()
     spark.stop()
-    if args.process_repeats > 0:
-        biggest = max(sizes)
-        print(f"timing whole processes at {biggest:,} rows ...", flush=True)
-        results["process"] = {"rows": biggest, **bench_processes(lakes[biggest], out_dir, args.process_repeats)}
+    if "process" in sections:
+        print(f"timing whole processes at {args.process_rows:,} rows ...", flush=True)
+        results["process"] = {"rows": args.process_rows, **bench_processes(lakes[args.process_rows], out_dir, args.repeats)}
     results["load_after"] = load_average()
     results["total_seconds"] = round(time.perf_counter() - total_started, 1)
-    out_file.write_text(json.dumps(results, indent=2))
+    save()
     print_table(results)
     print(f"wrote {out_file}")
     return 0

@@ -220,14 +220,19 @@ def with_status(alerts_df: DataFrame) -> DataFrame:
     return alerts_df.withColumn("Status", F.coalesce(F.col("Status"), F.lit(STATUS_NEW)))
 
 
-def sort_alerts(alerts_df: DataFrame) -> DataFrame:
+def alert_order() -> list[Column]:
     """Most severe first, then most inbound threats, then domain and tenant."""
-    return alerts_df.orderBy(
+    return [
         F.col("SeverityId").desc(),
         F.col("IncomingTeamsMessagesWithThreats").desc(),
         F.col("SenderFromDomain").asc(),
         F.col("TenantId").asc(),
-    )
+    ]
+
+
+def sort_alerts(alerts_df: DataFrame) -> DataFrame:
+    """`alerts_df` in `alert_order`."""
+    return alerts_df.orderBy(*alert_order())
 
 
 def _millis(col: Column) -> Column:

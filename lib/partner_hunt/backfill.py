@@ -46,11 +46,11 @@ class Markers:
 
 def read_markers(spark: SparkSession, locations: Locations) -> Markers:
     """The partials table's marker rows, or none when the table does not exist yet."""
-    if not io.table_exists(spark, locations.partials):
+    partials_df = io.read_table_if_exists(spark, locations.partials)
+    if partials_df is None:
         return Markers()
     rows = (
-        io.read_table(spark, locations.partials)
-        .filter(F.col("Domain").isNull())
+        partials_df.filter(F.col("Domain").isNull())
         .select("Day", "Variant", "Source", "SourceVersion")
         .collect()
     )
@@ -125,10 +125,15 @@ def compute_in_batches(
 
 
 def write_window_reports(
-    spark: SparkSession, config: Config, report: RunReport, windows: list[tuple[date, date]]
+    spark: SparkSession,
+    config: Config,
+    report: RunReport,
+    windows: list[tuple[date, date]],
+    markers: Markers | None = None,
 ) -> None:
     """Roll the partials up into one results window each, written in a single commit; the last
-    window's rows are shown and get the analyst outputs."""
+    window's rows are shown and get the analyst outputs. `markers`, read by the command before
+    it computed `report.days_computed`, say which days the partials hold without another job."""
     partials_df = io.read_table(spark, report.locations.partials)
     frames = []
     for start, end in windows:
@@ -150,7 +155,8 @@ def write_window_reports(
         report.top_rows = last_df.transform(hunt.sort_results).limit(top).collect() if top else []
         # The analyst outputs before the results, which are the run's last commit (see `pipeline._run`).
         # Evidence needs raw events; alerts come from the rolled-up rows (the spike rule's partials are here).
-        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df)
+        done = None if markers is None else markers.done_days(report.variant) | set(report.days_computed)
+        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df, done)
         predicate = " OR ".join(
             f"({io.equality_predicate(outputs.window_key(report.mode, (partials.day_start(s), partials.day_start(e))))})"
             for s, e in windows
@@ -197,6 +203,6 @@ def backfill(
             windows = [(d + timedelta(days=1 - trailing), d + timedelta(days=1)) for d in partials.days_between(start, end)]
         else:
             windows = [(start, end)]
-        write_window_reports(spark, config, report, windows)
+        write_window_reports(spark, config, report, windows, markers)
         partner_table.refresh_partners(spark, config, report, partners_window or windows[-1])
     return report

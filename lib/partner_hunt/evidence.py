@@ -5,10 +5,11 @@ row beside it answers the next questions without rerunning anything: when the th
 stopped, which threat types, how many distinct messages and senders, which sender domains they
 really came from, a few message ids to pivot on, and the day-by-day counts.
 
-Everything here is a pure transform over the canonical, quarantine-free events of the window (see
-`schema.py`) and the results rows of the same window. The unit of every count is the results' unit
-(message x recipient rows, or distinct messages per UTC day when `count_messages` is on), so the
-daily counts add up to the results row.
+Everything here is a pure transform over the hunt's own per-day aggregate of the window
+(`hunt.count_domains(by_day=True, evidence=True)`, which keeps the inbound-threat rows beside the
+counts, so no second pass over the events is needed) and the results rows of the same window. The
+unit of every count is the results' unit (message x recipient rows, or distinct messages per UTC
+day when `count_messages` is on), so the daily counts add up to the results row.
 """
 
 from __future__ import annotations
@@ -27,20 +28,17 @@ TOP_SENDER_DOMAINS = 10
 _KEYS = ["TenantId", "Domain"]
 
 
-def explode_evidence_rows(
-    events_df: DataFrame, mode: str = "kql", normalize: bool = False, dedupe_edits: bool = False
-) -> DataFrame:
-    """The hunt's own (message, counted domain) rows, keeping the detail the evidence needs.
+def explode_threat_rows(day_counts_df: DataFrame, normalize: bool = False) -> DataFrame:
+    """The inbound-threat rows kept by `hunt.count_domains(by_day=True, evidence=True)`, one per row.
 
-    Needs the canonical columns; gives `TenantId`, `Timestamp`, `TeamsMessageId`, `IsOutbound`,
-    `Domain`, `ThreatTypes`, `SenderEmailAddress` and `SenderDomain`. The rows come from
-    `hunt.explode_hunt_domains`, so the domain choice and the counted rows are the hunt's.
+    Needs its `InboundThreatRows`; gives `TenantId`, `Domain`, `Day`, `TeamsMessageId`,
+    `ThreatTypes`, `SenderEmailAddress`, `Rows` (how many counted rows carry these values) and
+    `SenderDomain`.
     """
-    flagged_df, counted = hunt.counted_rows(events_df, dedupe_edits)
     sender = F.col("SenderEmailAddress")
     return (
-        flagged_df.transform(hunt.explode_hunt_domains, mode, normalize, counted, ("ThreatTypes", "SenderEmailAddress"))
-        .filter(F.col("Domain").isNotNull())
+        day_counts_df.select(*_KEYS, "Day", F.explode("InboundThreatRows").alias("r"))
+        .select(*_KEYS, "Day", "r.TeamsMessageId", "r.ThreatTypes", "r.SenderEmailAddress", "r.Rows")
         .withColumn("SenderDomain", F.when(sender.isNotNull(), sender_domain(sender, normalize)))
     )
 
@@ -63,8 +61,8 @@ def filter_result_domains(rows_df: DataFrame, results_df: DataFrame) -> DataFram
 def _count(count_messages: bool) -> Column:
     """The results' counting unit: rows, or distinct messages per UTC day (see hunt.aggregate_sides)."""
     if count_messages:
-        return F.count_distinct(F.col("TeamsMessageId"), hunt.utc_day(F.col("Timestamp")))
-    return F.count(F.lit(1))
+        return F.count_distinct(F.col("TeamsMessageId"), F.col("Day"))
+    return F.sum("Rows")
 
 
 def split_threat_types(col: Column) -> Column:
@@ -86,10 +84,10 @@ def _top_by_count(values: Column, count: Column, value_name: str, limit: int) ->
 def threat_type_counts(inbound_df: DataFrame, count_messages: bool = False) -> DataFrame:
     """Per (TenantId, Domain): `ThreatTypeCounts`, array<struct<ThreatType, Count>> sorted by type.
 
-    Needs inbound rows of `explode_evidence_rows`. A message of several types counts once per type.
+    Needs `explode_threat_rows` rows. A message of several types counts once per type.
     """
     per_type_df = (
-        inbound_df.select(*_KEYS, "Timestamp", "TeamsMessageId", F.explode(split_threat_types(F.col("ThreatTypes"))).alias("ThreatType"))
+        inbound_df.select(*_KEYS, "Day", "TeamsMessageId", "Rows", F.explode(split_threat_types(F.col("ThreatTypes"))).alias("ThreatType"))
         .groupBy(*_KEYS, "ThreatType")
         .agg(_count(count_messages).cast("long").alias("Count"))
     )
@@ -102,7 +100,7 @@ def sender_domain_counts(inbound_df: DataFrame, count_messages: bool = False, li
     """Per (TenantId, Domain): `InboundSenderDomains`, the top sender domains of its inbound threats.
 
     In `kql` mode this is where the published query's inbound domain (a recipient's) and the real
-    origin (the sender's) part ways. Needs inbound rows of `explode_evidence_rows`.
+    origin (the sender's) part ways. Needs `explode_threat_rows` rows.
     """
     per_sender_df = (
         inbound_df.filter(F.col("SenderDomain").isNotNull())
@@ -114,27 +112,27 @@ def sender_domain_counts(inbound_df: DataFrame, count_messages: bool = False, li
     )
 
 
-def daily_counts(rows_df: DataFrame, count_messages: bool = False) -> DataFrame:
+def daily_counts(day_counts_df: DataFrame) -> DataFrame:
     """Per (TenantId, Domain): `DailyCounts`, array<struct<Day, Outbound..., Incoming...>> by day.
 
-    Needs `explode_evidence_rows` rows (both sides). Days without traffic for the domain are absent.
+    Needs per-day counts (`hunt.count_domains(by_day=True)`): they are the daily counts, in the
+    results' unit. Days without traffic for the domain are absent.
     """
-    per_day_df = hunt.aggregate_sides(
-        rows_df.withColumn("Day", hunt.utc_day(F.col("Timestamp"))), [*_KEYS, "Day"], count_messages
-    )
-    return per_day_df.groupBy(*_KEYS).agg(
+    return day_counts_df.groupBy(*_KEYS).agg(
         F.sort_array(
             F.collect_list(F.struct("Day", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats"))
-        ).alias("DailyCounts")
+        ).alias("DailyCounts"),
+        F.min("FirstThreatSeen").alias("FirstThreatSeen"),
+        F.max("LastThreatSeen").alias("LastThreatSeen"),
     )
 
 
 def inbound_summary(inbound_df: DataFrame, sample_size: int = 10, include_senders: bool = False) -> DataFrame:
-    """Per (TenantId, Domain): first/last threat, distinct messages and senders, bounded samples.
+    """Per (TenantId, Domain): distinct threat messages and senders, bounded samples.
 
-    Needs inbound rows of `explode_evidence_rows`. Samples are the smallest ids in sort order, so
-    reruns pick the same ones. `DistinctSenders` is null when no sender address was read (kql mode
-    does not need the column); `SenderAddresses` is null unless `include_senders` (personal data).
+    Needs `explode_threat_rows` rows. Samples are the smallest ids in sort order, so reruns pick
+    the same ones. `DistinctSenders` is null when no sender address was read (kql mode does not
+    need the column); `SenderAddresses` is null unless `include_senders` (personal data).
     """
     sender = F.col("SenderEmailAddress")
     senders_known = F.count(sender) > 0
@@ -145,8 +143,6 @@ def inbound_summary(inbound_df: DataFrame, sample_size: int = 10, include_sender
         else F.lit(None).cast("array<string>")
     )
     return inbound_df.groupBy(*_KEYS).agg(
-        F.min("Timestamp").alias("FirstThreatSeen"),
-        F.max("Timestamp").alias("LastThreatSeen"),
         F.count_distinct("TeamsMessageId").cast("long").alias("DistinctThreatMessages"),
         F.when(senders_known, F.count_distinct(sender)).cast("long").alias("DistinctSenders"),
         sample.alias("SampleTeamsMessageIds"),
@@ -154,27 +150,29 @@ def inbound_summary(inbound_df: DataFrame, sample_size: int = 10, include_sender
     )
 
 
-def build_evidence(
-    rows_df: DataFrame,
+def evidence_from_counts(
+    day_counts_df: DataFrame,
     results_df: DataFrame,
     *,
+    normalize: bool = False,
     count_messages: bool = False,
     sample_size: int = 10,
     include_senders: bool = False,
 ) -> DataFrame:
-    """One evidence row per results row (`EVIDENCE_COLUMNS`).
+    """One evidence row per results row (`EVIDENCE_COLUMNS`), from the hunt's own aggregate.
 
-    `rows_df` is `explode_evidence_rows` output (best already narrowed by `filter_result_domains`);
-    `results_df` has the results table's columns (`tables.RESULT_COLUMNS` plus `WindowStart`,
-    `WindowEnd`, `Mode`, `RunId`, `ComputedAt`).
+    `day_counts_df` is `hunt.count_domains(by_day=True, evidence=True)` over the window's events,
+    with the hunt's switches; `results_df` has the results table's columns (`tables.RESULT_COLUMNS`
+    plus `WindowStart`, `WindowEnd`, `Mode`, `RunId`, `ComputedAt`). Only result domains' rows
+    are expanded, so everything here works on a small slice of the aggregate.
     """
-    rows_df = rows_df.transform(filter_result_domains, results_df)
-    inbound_df = rows_df.filter(~F.col("IsOutbound"))
+    days_df = day_counts_df.filter(F.col("Domain").isNotNull()).transform(filter_result_domains, results_df)
+    inbound_df = days_df.transform(explode_threat_rows, normalize)
     details = [
+        daily_counts(days_df),
         inbound_summary(inbound_df, sample_size, include_senders),
         threat_type_counts(inbound_df, count_messages),
         sender_domain_counts(inbound_df, count_messages),
-        daily_counts(rows_df, count_messages),
     ]
     evidence_df = results_df.withColumnRenamed("SenderFromDomain", "Domain").alias("r")
     for i, detail_df in enumerate(details):
@@ -194,10 +192,20 @@ def evidence_from_events(
     sample_size: int = 10,
     include_senders: bool = False,
 ) -> DataFrame:
-    """Evidence straight from canonical, quarantine-free events, with the hunt's switches applied."""
-    return build_evidence(
-        events_df.transform(explode_evidence_rows, mode, normalize, dedupe_edits),
+    """Evidence from canonical, quarantine-free events, through the same aggregate `run` uses."""
+    day_counts_df = hunt.count_domains(
+        events_df,
+        mode=mode,
+        normalize=normalize,
+        count_messages=count_messages,
+        dedupe_edits=dedupe_edits,
+        by_day=True,
+        evidence=True,
+    )
+    return evidence_from_counts(
+        day_counts_df,
         results_df,
+        normalize=normalize,
         count_messages=count_messages,
         sample_size=sample_size,
         include_senders=include_senders,

@@ -166,6 +166,7 @@ def count_domains(
     count_messages: bool = False,
     dedupe_edits: bool = False,
     by_day: bool = False,
+    evidence: bool = False,
 ) -> DataFrame:
     """The hunt: both sides' counts per (TenantId, Domain), or per (TenantId, Day, Domain).
 
@@ -174,9 +175,17 @@ def count_domains(
     are not applied: they depend only on the keys, so `finish_results` applies them to these few
     rows (and partials never need a recompute when they change). Rows that are read but not
     counted form one group per tenant (and day) with a null `Domain`, which the join drops.
+
+    With `evidence` (per day only; needs `TeamsMessageId`, and `SenderEmailAddress` if known), the
+    same pass also keeps what `evidence.evidence_from_counts` needs (`EVIDENCE_EXTRAS`): the day's
+    first and last inbound threat, and its inbound-threat rows (id, threat types, sender, and how
+    many rows carry them), a small slice of the source, so the evidence needs no second pass.
     """
+    if evidence and not by_day:
+        raise ValueError("count_domains: evidence is kept per day (by_day=True)")
     hunted_df, counted = counted_rows(events_df, dedupe_edits)
-    domains_df = hunted_df.transform(explode_hunt_domains, mode, normalize, counted)
+    carry = ("ThreatTypes", *(["SenderEmailAddress"] if "SenderEmailAddress" in hunted_df.columns else [])) if evidence else ()
+    domains_df = hunted_df.transform(explode_hunt_domains, mode, normalize, counted, carry)
     has_reason = "QuarantineReason" in domains_df.columns
     extra = accounting_columns(F.col("QuarantineReason").isNotNull() if has_reason else F.lit(False))
     keys = ["TenantId", "Domain"]
@@ -184,7 +193,57 @@ def count_domains(
         domains_df = domains_df.withColumn("Day", utc_day(F.col("Timestamp")))
         keys = ["TenantId", "Day", "Domain"]
         extra = [F.min("Timestamp").alias("FirstSeen"), F.max("Timestamp").alias("LastSeen"), *extra]
+    if evidence:
+        return _count_with_evidence(domains_df, keys, count_messages, extra)
     return domains_df.transform(aggregate_sides, keys, count_messages, extra)
+
+
+EVIDENCE_EXTRAS = ("FirstThreatSeen", "LastThreatSeen", "InboundThreatRows")
+
+
+def _count_with_evidence(domains_df: DataFrame, keys: list[str], count_messages: bool, extra: list[Column]) -> DataFrame:
+    """`aggregate_sides` per day plus the evidence's inbound-threat rows, in two aggregations.
+
+    The first groups the exploded rows by the keys and, for inbound-threat rows, by (id, threat
+    types, sender) too, with hash-aggregatable functions only (a `collect_list` over the source's
+    rows would fall back to sort-based aggregation); the second, over its far fewer rows, sums
+    them per key and lists the inbound keys with their row count (`Rows`).
+    """
+    inbound = ~F.col("IsOutbound")
+    sender = F.col("SenderEmailAddress") if "SenderEmailAddress" in domains_df.columns else F.lit(None).cast("string")
+    # IsOutbound is null on rows the hunt does not count, so they get no evidence key.
+    key = F.when(inbound, F.struct(F.col("TeamsMessageId"), F.col("ThreatTypes"), sender.alias("SenderEmailAddress")))
+    ts = F.col("Timestamp")
+    first_df = domains_df.withColumn("_Ev", key).transform(
+        aggregate_sides,
+        [*keys, "_Ev"],
+        count_messages,
+        [
+            *extra,
+            F.count_if(inbound).alias("_Rows"),
+            F.min(F.when(inbound, ts)).alias("FirstThreatSeen"),
+            F.max(F.when(inbound, ts)).alias("LastThreatSeen"),
+        ],
+    )
+    ev = F.col("_Ev")
+    if count_messages:
+        # Distinct inbound messages of the day: one id may sit under several evidence keys.
+        incoming = F.size(F.array_distinct(F.collect_list(ev["TeamsMessageId"])))
+    else:
+        incoming = F.sum("IncomingTeamsMessagesWithThreats")
+    sums = [F.sum(name).cast("long").alias(name) for name in ACCOUNTING]
+    return first_df.groupBy(*keys).agg(
+        F.sum("OutboundTeamsMessages").cast("long").alias("OutboundTeamsMessages"),
+        incoming.cast("long").alias("IncomingTeamsMessagesWithThreats"),
+        F.min("FirstSeen").alias("FirstSeen"),
+        F.max("LastSeen").alias("LastSeen"),
+        *sums,
+        F.min("FirstThreatSeen").alias("FirstThreatSeen"),
+        F.max("LastThreatSeen").alias("LastThreatSeen"),
+        F.collect_list(
+            F.when(ev.isNotNull(), F.struct(ev["TeamsMessageId"], ev["ThreatTypes"], ev["SenderEmailAddress"], F.col("_Rows").alias("Rows")))
+        ).alias("InboundThreatRows"),
+    )
 
 
 def drop_excluded_domains(counts_df: DataFrame, exclude: Iterable[str], normalize: bool = False) -> DataFrame:

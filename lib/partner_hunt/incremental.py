@@ -22,11 +22,11 @@ log = logging.getLogger("partner_hunt")
 
 def last_incremental_version(spark: SparkSession, locations: Locations, variant_key: str) -> int | None:
     """The source version the last succeeded incremental run of this variant checked up to."""
-    if not io.table_exists(spark, locations.run_log):
+    run_log_df = io.read_table_if_exists(spark, locations.run_log)
+    if run_log_df is None:
         return None
     rows = (
-        io.read_table(spark, locations.run_log)
-        .filter(
+        run_log_df.filter(
             (F.col("Status") == "succeeded")
             & (F.col("Source") == F.lit(str(locations.source)))
             & (F.col("Variant") == F.lit(variant_key))
@@ -105,7 +105,7 @@ def _refresh(
     todo = days_to_compute(window_days, markers.done_days(report.variant), change.days)
     compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch)
     faults.point("before-report")
-    write_window_reports(spark, config, report, [(start, end)])
+    write_window_reports(spark, config, report, [(start, end)], markers)
 
 
 def find_changes(

@@ -74,6 +74,16 @@ def read_table(spark: SparkSession, ref: TableRef, version: int | None = None) -
     if not table_exists(spark, ref):
         kind = "Delta table at path" if ref.is_path else "table"
         raise TableNotFoundError(f"{kind} '{ref}' does not exist")
+    return _load(spark, ref, version)
+
+
+def read_table_if_exists(spark: SparkSession, ref: TableRef) -> DataFrame | None:
+    """Read a Delta table, or None when it does not exist: one existence check, where
+    `table_exists` then `read_table` would make two (each a catalog call for a name)."""
+    return _load(spark, ref) if table_exists(spark, ref) else None
+
+
+def _load(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
@@ -259,10 +269,14 @@ def overwrite(df: DataFrame, ref: TableRef, partition_by: Iterable[str] = ()) ->
 
 def read_window_rows(spark: SparkSession, ref: TableRef, key: Mapping[str, object]) -> DataFrame:
     """Read back the rows of one window of the results table (null-safe equality on each key)."""
-    df = read_table(spark, ref)
+    return filter_window(read_table(spark, ref), key)
+
+
+def filter_window(table_df: DataFrame, key: Mapping[str, object]) -> DataFrame:
+    """The rows of one window of a table already read (null-safe equality on each key)."""
     for name, value in key.items():
-        df = df.filter(F.col(name).eqNullSafe(F.lit(value)))
-    return df
+        table_df = table_df.filter(F.col(name).eqNullSafe(F.lit(value)))
+    return table_df
 
 
 def table_location(spark: SparkSession, ref: TableRef) -> str:
@@ -300,7 +314,9 @@ def upsert(
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"bad column name {name!r}")
     spark = df.sparkSession
-    if not table_exists(spark, ref):
+    # One read of the table answers both "does it exist" and "which columns does it have".
+    stored_df = read_table_if_exists(spark, ref)
+    if stored_df is None:
         # First write creates the table; a concurrent creator makes this fail loudly, not duplicate.
         # "error", not its alias "errorifexists", which the Spark Connect client rejects.
         writer = df.write.format("delta").mode("error")
@@ -309,7 +325,7 @@ def upsert(
         else:
             writer.saveAsTable(ref.location)
         return
-    _add_missing_columns(spark, ref, df)
+    _add_missing_columns(spark, ref, df, stored_df.columns)
     # SQL MERGE rather than DeltaTable.merge: over Spark Connect the DeltaTable API needs the Delta
     # Connect server plugin, SQL only the Delta extension. Names are validated above; every value
     # is a bound parameter.
@@ -380,9 +396,10 @@ class Retirement:
         return f"WHEN NOT MATCHED BY SOURCE AND {' AND '.join(conditions) or 'true'} THEN UPDATE SET {sets}", args
 
 
-def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame) -> None:
-    """Add the columns of `df` that the table lacks (a table written by an older version)."""
-    present = {name.lower() for name in read_table(spark, ref).columns}
+def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame, stored: Iterable[str]) -> None:
+    """Add the columns of `df` that the table (whose columns are `stored`) lacks: a table written
+    by an older version."""
+    present = {name.lower() for name in stored}
     missing = [f for f in df.schema.fields if f.name.lower() not in present]
     if not missing:
         return

@@ -11,10 +11,11 @@ The partials' source check lives here too, below every command that reads or wri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable
+from datetime import date, datetime, timedelta
 
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import Window as SparkWindow
 from pyspark.sql import functions as F
 
 from partner_hunt import alerts, evidence, hunt, io
@@ -47,8 +48,9 @@ def partials_sources(partials_df: DataFrame) -> list[str | None]:
 
 def check_partials(spark: SparkSession, locations: Locations) -> None:
     """`check_partials_source` over the partials table, if there is one yet."""
-    if io.table_exists(spark, locations.partials):
-        check_partials_source(partials_sources(io.read_table(spark, locations.partials)), locations)
+    partials_df = io.read_table_if_exists(spark, locations.partials)
+    if partials_df is not None:
+        check_partials_source(partials_sources(partials_df), locations)
 
 
 def window_key(mode: str, window: Window) -> dict[str, object]:
@@ -84,42 +86,48 @@ def write_outputs(
     config: Config,
     report: RunReport,
     window: Window,
-    events_df: DataFrame | None,
+    day_counts_df: DataFrame | None,
     results_df: DataFrame,
+    done_days: Collection[date] | None = None,
 ) -> AnalystOutputs:
     """Write the evidence and the alerts of one window just written to the results table.
 
-    `events_df` is the window's canonical events (None skips the evidence, e.g. for results rolled
-    up from daily partials); `results_df` is the window's results rows, with the results table's
-    columns.
+    `day_counts_df` is the window's `hunt.count_domains(by_day=True, evidence=True)` rows, from the
+    run's own pass over the source (None skips the evidence, e.g. for results rolled up from daily
+    partials); `results_df` is the window's results rows, with the results table's columns.
+    `done_days`, when the command already read the partials' markers, are the days they hold for
+    this variant (this run's included): the spike rule's baseline coverage then needs no job.
     """
     outputs = AnalystOutputs()
-    if config.evidence.enabled and events_df is not None:
-        _write_evidence(config, report, window, events_df, results_df)
+    if config.evidence.enabled and day_counts_df is not None:
+        _write_evidence(config, report, window, day_counts_df, results_df)
         outputs.evidence = str(report.locations.evidence)
         outputs.evidence_rows = report.result_rows
     elif config.evidence.enabled:
         outputs.notes.append("evidence not written: it needs the raw events of the window (use `run`)")
         _prune_evidence(spark, report, window, results_df, outputs)
     if config.alerts.enabled:
-        _write_alerts(spark, config, report, window, results_df, outputs)
+        _write_alerts(spark, config, report, window, results_df, outputs, done_days)
     return outputs
 
 
-def _write_evidence(
-    config: Config, report: RunReport, window: Window, events_df: DataFrame, results_df: DataFrame
-) -> None:
+def evidence_of(config: Config, day_counts_df: DataFrame, results_df: DataFrame) -> DataFrame:
+    """The evidence rows of one window, from the run's per-day counts (see `write_outputs`)."""
     h = config.hunt
-    evidence_df = evidence.evidence_from_events(
-        events_df,
+    return evidence.evidence_from_counts(
+        day_counts_df,
         results_df,
-        mode=h.mode,
         normalize=h.effective_normalize_domains,
-        dedupe_edits=h.effective_dedupe_edits,
         count_messages=h.effective_count_messages,
         sample_size=config.evidence.sample_size,
         include_senders=config.evidence.include_sender_addresses,
     )
+
+
+def _write_evidence(
+    config: Config, report: RunReport, window: Window, day_counts_df: DataFrame, results_df: DataFrame
+) -> None:
+    evidence_df = evidence_of(config, day_counts_df, results_df)
     key = window_key(report.mode, window)
     io.replace_where(evidence_df, report.locations.evidence, io.equality_predicate(key))
 
@@ -129,10 +137,11 @@ def _prune_evidence(
 ) -> None:
     """Drop the window's evidence rows (from an earlier `run`) whose domain its new results lack."""
     ref = report.locations.evidence
-    if not io.table_exists(spark, ref):
+    table_df = io.read_table_if_exists(spark, ref)
+    if table_df is None:
         return
     key = window_key(report.mode, window)
-    stored_df = io.read_window_rows(spark, ref, key)
+    stored_df = io.filter_window(table_df, key)
     keys_df = results_df.select(F.col("TenantId").alias("_tenant"), F.col("SenderFromDomain").alias("_domain"))
     on = F.col("TenantId").eqNullSafe(F.col("_tenant")) & F.col("SenderFromDomain").eqNullSafe(F.col("_domain"))
     # Bounded: evidence rows of one window, at most its results rows.
@@ -145,7 +154,12 @@ def _prune_evidence(
 
 
 def _baseline(
-    spark: SparkSession, config: Config, report: RunReport, window: Window, notes: list[str]
+    spark: SparkSession,
+    config: Config,
+    report: RunReport,
+    window: Window,
+    notes: list[str],
+    done_days: Collection[date] | None = None,
 ) -> tuple[DataFrame | None, float | None]:
     """The spike rule's per-domain baseline and the window's length in days, or (None, None) and a note."""
     settings = config.alerts
@@ -155,15 +169,19 @@ def _baseline(
     if start is None or end is None:
         notes.append("spike rule skipped: it needs a window with both --start and --end")
         return None, None
-    if not io.table_exists(spark, report.locations.partials):
+    partials_df = io.read_table_if_exists(spark, report.locations.partials)
+    if partials_df is None:
         notes.append(f"spike rule skipped: no daily partials at {report.locations.partials} (run `backfill` first)")
         return None, None
-    partials_df = io.read_table(spark, report.locations.partials)
-    check_partials_source(partials_sources(partials_df), report.locations)
+    # Every command checked the partials' source before its first write (`check_partials`, or
+    # the markers in backfill and refresh), so it is not read again here.
     base_end = start.date()
     base_start = base_end - timedelta(days=settings.spike_baseline_days)
-    # One row: the number of baseline days that were computed.
-    days = int(alerts.covered_days(partials_df, report.variant, base_start, base_end).collect()[0]["Days"])
+    if done_days is not None:
+        days = sum(1 for d in set(done_days) if base_start <= d < base_end)
+    else:
+        # One row: the number of baseline days that were computed.
+        days = int(alerts.covered_days(partials_df, report.variant, base_start, base_end).collect()[0]["Days"])
     if days < settings.spike_min_baseline_days:
         notes.append(
             f"spike rule skipped: partials cover {days} of the {settings.spike_baseline_days} days before "
@@ -181,9 +199,10 @@ def _write_alerts(
     window: Window,
     results_df: DataFrame,
     outputs: AnalystOutputs,
+    done_days: Collection[date] | None = None,
 ) -> None:
     settings = config.alerts
-    baseline_df, window_days = _baseline(spark, config, report, window, outputs.notes)
+    baseline_df, window_days = _baseline(spark, config, report, window, outputs.notes, done_days)
     alerts_df = alerts.build_alerts(
         results_df,
         raised_at=report.started_at,
@@ -213,19 +232,37 @@ def _write_alerts(
     try:
         raised = (F.col("RunId") == F.lit(report.run_id)) & (F.col("Status") == F.lit(alerts.STATUS_NEW))
         withdrawn = F.col("WithdrawnByRunId") == F.lit(report.run_id)
-        # Bounded: one row of counts over one window's alerts.
-        counts = window_df.agg(
-            F.count_if(raised).alias("raised"), F.count_if(withdrawn).alias("withdrawn")
-        ).collect()[0]
-        outputs.alerts_raised, outputs.alerts_withdrawn = int(counts["raised"]), int(counts["withdrawn"])
-        top = config.hunt.top
-        if top:
-            # Bounded: at most `top` alert rows each.
-            outputs.top_alerts = window_df.filter(raised).transform(alerts.sort_alerts).limit(top).collect()
-            outputs.withdrawn_alerts = window_df.filter(withdrawn).transform(alerts.sort_alerts).limit(top).collect()
+        outputs.alerts_raised, outputs.top_alerts, outputs.alerts_withdrawn, outputs.withdrawn_alerts = _counts_and_tops(
+            window_df, raised, withdrawn, config.hunt.top
+        )
         _write_alert_jsonl(config, report, window, window_df, outputs)
     finally:
         window_df.unpersist()
+
+
+def _counts_and_tops(
+    window_df: DataFrame, raised: Column, withdrawn: Column, top: int
+) -> tuple[int, list[Row], int, list[Row]]:
+    """How many of the window's alerts this run raised and withdrew, and the `top` of each in
+    `alerts.alert_order`, from one job (a count and two sorted limits would be three)."""
+    order = alerts.alert_order()
+    group = SparkWindow.partitionBy("_Raised")
+    ranked_df = (
+        window_df.filter(raised | withdrawn)
+        .withColumn("_Raised", F.coalesce(raised, F.lit(False)))
+        .withColumn("_Count", F.count(F.lit(1)).over(group.rowsBetween(SparkWindow.unboundedPreceding, SparkWindow.unboundedFollowing)))
+        .withColumn("_Rank", F.row_number().over(group.orderBy(*order).rowsBetween(SparkWindow.unboundedPreceding, SparkWindow.currentRow)))
+        .filter(F.col("_Rank") <= F.lit(max(top, 1)))
+    )
+    columns = window_df.columns
+    # Bounded: at most `top` (or one) rows of each of the two groups.
+    rows = sorted(ranked_df.collect(), key=lambda r: r["_Rank"])
+    counts = {r["_Raised"]: int(r["_Count"]) for r in rows}
+
+    def shown(is_raised: bool) -> list[Row]:
+        return [Row(**{c: r[c] for c in columns}) for r in rows if r["_Raised"] == is_raised][:top]
+
+    return counts.get(True, 0), shown(True), counts.get(False, 0), shown(False)
 
 
 def _write_alert_jsonl(

@@ -104,3 +104,45 @@ def test_run_equals_naive_translation_on_edge_cases(spark, source_path, tmp_path
     assert_df_equality(run_df, naive_df, ignore_row_order=True, ignore_nullable=True)
     assert_df_equality(run_df, expected_df, ignore_row_order=True, ignore_nullable=True)
 
+
+
+def file_scans(df) -> int:
+    """File-source scans among the leaves of the physical plan (AQE off, so the plan is whole).
+
+    A cached frame is an `InMemoryTableScan` leaf: the plan it was cached from is not a child, so a
+    plan that reads a materialised cache counts no scan for it.
+    """
+    leaves = df._jdf.queryExecution().executedPlan().collectLeaves()
+    return sum(1 for i in range(leaves.size()) if leaves.apply(i).nodeName().startswith(("Scan", "FileScan")))
+
+
+def test_default_run_scans_the_source_once_evidence_and_alerts_included(spark, source_path, tmp_path):
+    from partner_hunt import alerts, outputs, pipeline, quality, runlog
+
+    config = bench_config(source_path, tmp_path / "results", analyst=True)
+    assert config.evidence.enabled and config.alerts.enabled
+    previous = spark.conf.get("spark.sql.adaptive.enabled")
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    cached = []
+    try:
+        # The frames `pipeline._run` and `outputs.write_outputs` build, in the same order.
+        report = runlog.new_report(config, "run")
+        window = (report.window_start, report.window_end)
+        source_df, _ = quality.read_source(spark, config, report.locations)
+        _, counts_df = pipeline.plan_counts(source_df, config, window)
+        assert file_scans(counts_df) == 1
+        counts_df = counts_df.cache()
+        cached.append(counts_df)
+        counts_df.count()
+        results_df = pipeline.results_of(counts_df, config, report, window).cache()
+        cached.append(results_df)
+        results_df.count()
+        evidence_df = outputs.evidence_of(config, counts_df, results_df)
+        alerts_df = alerts.build_alerts(results_df, raised_at=report.started_at, run_id=report.run_id)
+        # Everything after the hunt's one pass reads its cached aggregate, never the source.
+        assert [file_scans(df) for df in (results_df, evidence_df, alerts_df)] == [0, 0, 0]
+        assert evidence_df.count() == len(EXPECTED)
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", previous)
+        for df in cached:
+            df.unpersist()
