@@ -15,6 +15,11 @@ import pytest
 # third here (docs/performance.md). Child JVMs keep codegen: there start-up and JIT dominate, and
 # interpreting measured no faster. Tests only: the job as shipped keeps Spark's defaults.
 INTERPRETED_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+# Adaptive execution re-plans after each shuffle and runs every stage as a job of its own: on a
+# few rows that doubles a run's jobs for nothing (about 15% of a `run`'s time here,
+# docs/performance.md). No result may depend on it, and every child process (CLI, wheel, cluster,
+# notebook, Connect, fault kills) keeps the job's own setting, on.
+SUITE_ONLY_CONF = {**INTERPRETED_CONF, "spark.sql.adaptive.enabled": "false"}
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +42,7 @@ def spark(tmp_path_factory):
             # the cached frames of a run rarely trigger a collection: each ~10% faster per run here.
             "spark.driver.memory": "2g",
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse} -XX:+UseParallelGC",
-            **INTERPRETED_CONF,
+            **SUITE_ONLY_CONF,
         },
     )
     yield session
