@@ -389,10 +389,8 @@ def delta_commits_by_path(paths: dict[str, Path], since: float) -> list[dict[str
 
 def _state_paths(output: Path) -> dict[str, Path]:
     """The tables a run writes beside a path output (partner-hunt's default locations)."""
-    parent = output.parent
-    names = {"output": output.name, "run_log": "run_log", "evidence": "evidence", "alerts": "alerts", "partials": "partials", "quarantine": "quarantine"}
-    paths = {label: parent / name for label, name in names.items()}
-    return {label: p for label, p in paths.items() if label == "output" or p != output}
+    siblings = ("run_log", "evidence", "alerts", "partials", "quarantine", "partners")
+    return {"output": output, **{label: output.with_name(f"{output.name}_{label}") for label in siblings}}
 
 
 def bench_processes(source: Path, out_dir: Path, repeats: int) -> dict[str, Any]:
@@ -466,7 +464,7 @@ def bench_process_refresh(spark: SparkSession, source: Path, rows: int, days: in
         runs["default refresh"].append({**timed_process(cmd, ROOT), "load": load_average()})
         commits = delta_commits_by_path(_state_paths(output), since)
         runs["naive job"].append({**timed_process(_naive_cmd(lake, work / "naive" / "results"), ROOT), "load": load_average()})
-        log_df = io.read_table(spark, io.TableRef(str(output.parent / "run_log"), True))
+        log_df = io.read_table(spark, io.TableRef(str(_state_paths(output)["run_log"]), True))
         last = log_df.orderBy(F.col("StartedAt").desc()).select("RefreshKind", "RefreshReason", "DaysComputed", "RowsRead").first()
         kinds.append({"kind": last["RefreshKind"], "reason": last["RefreshReason"], "days": [d.isoformat() for d in last["DaysComputed"]], "rows_read": last["RowsRead"]})
     result: dict[str, Any] = {
