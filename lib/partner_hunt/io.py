@@ -14,8 +14,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -37,7 +35,7 @@ from partner_hunt.locations import (  # noqa: F401 - re-exported
     local_catalog_folder,
     resolve,
 )
-from partner_hunt.predicates import equality_predicate, in_predicate  # noqa: F401 - re-exported
+from partner_hunt.predicates import Retirement, equality_predicate, in_predicate  # noqa: F401 - re-exported
 
 
 def _sql_identifier(ref: TableRef) -> str:
@@ -363,37 +361,6 @@ def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> N
         .partitionBy(*partition_by)
         .json(path)
     )
-
-
-@dataclass(frozen=True)
-class Retirement:
-    """What `upsert` does to stored rows of `scope` (column -> value, null-safe) absent from its
-    input: they get `values`, unless a column already holds its `unless` value (retired before)."""
-
-    scope: Mapping[str, object]
-    values: Mapping[str, object]
-    unless: Mapping[str, object] = field(default_factory=dict)
-
-    def columns(self) -> list[str]:
-        """Every column this names, for validation."""
-        return [*self.scope, *self.values, *self.unless]
-
-    def clause(self) -> tuple[str, dict[str, object]]:
-        """The `WHEN NOT MATCHED BY SOURCE` clause, and its bound parameters (names are validated)."""
-        args: dict[str, object] = {}
-
-        def bind(value: object) -> str:
-            name = f"p{len(args)}"
-            # Aware datetimes bind as instants; a naive one is UTC, as everywhere in the config.
-            if isinstance(value, datetime) and value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            args[name] = value
-            return f":{name}"
-
-        conditions = [f"t.`{c}` <=> {bind(v)}" for c, v in self.scope.items()]
-        conditions += [f"NOT (t.`{c}` <=> {bind(v)})" for c, v in self.unless.items()]
-        sets = ", ".join(f"t.`{c}` = {bind(v)}" for c, v in self.values.items())
-        return f"WHEN NOT MATCHED BY SOURCE AND {' AND '.join(conditions) or 'true'} THEN UPDATE SET {sets}", args
 
 
 def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame, stored: Iterable[str]) -> None:

@@ -1,4 +1,5 @@
-"""Delta `replaceWhere` predicates rendered from typed Python values (Delta only takes SQL text).
+"""Delta `replaceWhere` predicates and MERGE clauses rendered from typed Python values (Delta
+only takes SQL text for these).
 
 Every column name is ours and validated; every value is rendered from a typed value, never from
 user text spliced in. Timestamps carry an explicit UTC offset, so no predicate depends on the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 
@@ -53,3 +55,34 @@ def in_predicate(name: str, values: Iterable[object]) -> str:
         raise ValueError(f"bad column name {name!r}")
     rendered = ", ".join(_sql_literal(v) for v in values)
     return f"{name} IN ({rendered})" if rendered else "false"
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What `upsert` does to stored rows of `scope` (column -> value, null-safe) absent from its
+    input: they get `values`, unless a column already holds its `unless` value (retired before)."""
+
+    scope: Mapping[str, object]
+    values: Mapping[str, object]
+    unless: Mapping[str, object] = field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        """Every column this names, for validation."""
+        return [*self.scope, *self.values, *self.unless]
+
+    def clause(self) -> tuple[str, dict[str, object]]:
+        """The `WHEN NOT MATCHED BY SOURCE` clause, and its bound parameters (names are validated)."""
+        args: dict[str, object] = {}
+
+        def bind(value: object) -> str:
+            name = f"p{len(args)}"
+            # Aware datetimes bind as instants; a naive one is UTC, as everywhere in the config.
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            args[name] = value
+            return f":{name}"
+
+        conditions = [f"t.`{c}` <=> {bind(v)}" for c, v in self.scope.items()]
+        conditions += [f"NOT (t.`{c}` <=> {bind(v)})" for c, v in self.unless.items()]
+        sets = ", ".join(f"t.`{c}` = {bind(v)}" for c, v in self.values.items())
+        return f"WHEN NOT MATCHED BY SOURCE AND {' AND '.join(conditions) or 'true'} THEN UPDATE SET {sets}", args

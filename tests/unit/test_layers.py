@@ -69,3 +69,10 @@ def test_the_check_sees_lazy_and_aliased_imports(tmp_path):
         "    import partner_hunt.cli as c\n"
     )
     assert imported_modules(sample) == {"io", "__init__", "pipeline", "cli"}
+
+
+def test_modules_stay_readable_in_one_sitting():
+    """Issue 14's limits: the run path's orchestration under 250 lines, no module over 400."""
+    lengths = {p.stem: len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py")}
+    assert lengths["pipeline"] < 250
+    assert {name: n for name, n in lengths.items() if n > 400} == {}
