@@ -177,9 +177,10 @@ def count_domains(
     counted form one group per tenant (and day) with a null `Domain`, which the join drops.
 
     With `evidence` (per day only; needs `TeamsMessageId`, and `SenderEmailAddress` if known), the
-    same pass also keeps what `evidence.evidence_from_counts` needs (`EVIDENCE_EXTRAS`): the day's
-    first and last inbound threat, and its inbound-threat rows (id, threat types, sender, and how
-    many rows carry them), a small slice of the source, so the evidence needs no second pass.
+    same pass also keeps what `evidence.evidence_from_counts` needs: the day's first and last
+    inbound threat (`FirstThreatSeen`, `LastThreatSeen`) and its inbound-threat rows
+    (`InboundThreatRows`: id, threat types, sender, and how many rows carry them), a small slice
+    of the source, so the evidence needs no second pass.
     """
     if evidence and not by_day:
         raise ValueError("count_domains: evidence is kept per day (by_day=True)")
@@ -196,9 +197,6 @@ def count_domains(
     if evidence:
         return _count_with_evidence(domains_df, keys, count_messages, extra)
     return domains_df.transform(aggregate_sides, keys, count_messages, extra)
-
-
-EVIDENCE_EXTRAS = ("FirstThreatSeen", "LastThreatSeen", "InboundThreatRows")
 
 
 def _count_with_evidence(domains_df: DataFrame, keys: list[str], count_messages: bool, extra: list[Column]) -> DataFrame:
