@@ -28,7 +28,7 @@ def plan_counts(source_df: DataFrame, config: Config, window: Window) -> tuple[q
     options = config.hunt.count_options()
     if not with_evidence(config):
         return prepared, hunt.count_domains(prepared.hunt_df, **options)
-    needed = [*schema.hunt_columns(quality.requirements(config)), "TeamsMessageId", "SenderEmailAddress"]
+    needed = [*prepared.hunt_df.columns, "TeamsMessageId", "SenderEmailAddress"]
     events_df = prepared.canonical_df.select(*[c for c in dict.fromkeys(needed) if c in prepared.canonical_df.columns])
     return prepared, hunt.count_domains(events_df, by_day=True, evidence=True, **options)
 
