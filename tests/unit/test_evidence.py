@@ -125,10 +125,18 @@ def test_domains_missing_from_results_get_no_evidence_and_unknown_senders_are_nu
         event(to=["x@p.com"], owned=False, threats="Phish", sender=None, msg="i1", ts=T1),
         event(to=["x@other.com"], owned=True, msg="o2", ts=T0),
     )
-    actual = evidence.evidence_from_events(df, results(spark, "kql", ("p.com", 1, 1, 1.0)), mode="kql")
+    # gone.com stands for a results row the events do not back (results from another run): it keeps
+    # its evidence row, with every detail null rather than empty.
+    res = results(spark, "kql", ("p.com", 1, 1, 1.0), ("gone.com", 1, 1, 1.0))
+    actual = evidence.evidence_from_events(df, res, mode="kql")
     check(
         actual,
-        expected(spark, "kql", ("p.com", 1, 1, 1.0, T1, T1, 1, None, [("Phish", 1)], None, ["i1"], None, [(DAY1, 1, 1)])),
+        expected(
+            spark,
+            "kql",
+            ("p.com", 1, 1, 1.0, T1, T1, 1, None, [("Phish", 1)], None, ["i1"], None, [(DAY1, 1, 1)]),
+            ("gone.com", 1, 1, 1.0, None, None, None, None, None, None, None, None, None),
+        ),
     )
 
 
