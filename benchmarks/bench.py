@@ -27,6 +27,7 @@ What it does, in one Python process and one Spark session (local[*], spark.drive
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -915,6 +916,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    # Checked before a lake is generated or a round is timed: a missing module would otherwise
+    # end a run of many minutes with a traceback at the first section that needs it.
+    missing = [name for name in ("duckdb", "deltalake", "psutil") if importlib.util.find_spec(name) is None]
+    if missing:
+        parser.error(f"missing the benchmark's own dependencies ({', '.join(missing)}): pip install -e '.[local,test,bench]', or `make bench`")
 
     total_started = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
