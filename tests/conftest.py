@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-
 # The suite runs hundreds of small, different plans on a few rows each in one long-lived JVM:
 # compiling generated Java for each plan costs more CPU than running it. Interpreted expressions
 # give the same answers (Spark's own tests run both ways) and cut the in-process tests by about a
@@ -25,7 +24,7 @@ SUITE_ONLY_CONF = {**INTERPRETED_CONF, "spark.sql.adaptive.enabled": "false"}
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """local[2] with Delta, no UI, few shuffle partitions and a throw-away warehouse."""
-    from partner_hunt.session import build_session
+    from partner_hunt.store.session import build_session
 
     warehouse = tmp_path_factory.mktemp("warehouse")
     session = build_session(
@@ -137,6 +136,31 @@ def events(spark):
     return make
 
 
+def hunt_results(
+    events_df,
+    *,
+    mode="kql",
+    normalize_domains=False,
+    count_messages=False,
+    dedupe_edits=False,
+    exclude_domains=(),
+    tenant_exclude=None,
+    include_ratio=True,
+    evidence=False,
+):
+    """The result rows `run` computes from canonical events: `hunt.count_window`, then
+    `hunt.window_results`, the calls `plan_window` makes (tests/unit/test_hunt.py runs every
+    shipped path; elsewhere one is enough)."""
+    from partner_hunt.core import hunt
+    from partner_hunt.core.options import CountOptions, FinishOptions
+
+    options = CountOptions(mode, normalize_domains, count_messages, dedupe_edits)
+    finish = FinishOptions(
+        tuple(exclude_domains), {t: tuple(d) for t, d in (tenant_exclude or {}).items()}, normalize_domains, include_ratio
+    )
+    return hunt.window_results(hunt.count_window(events_df, options, evidence), finish)
+
+
 # The job's own log lines (logging, to stderr without a terminal). In-process CLI tests join the
 # suite's session, so they also see the "settings not applied to a joined session" warning.
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (?:DEBUG|INFO|WARNING) ")
@@ -147,4 +171,4 @@ def problem_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if line.strip() and not _LOG_LINE.match(line)]
 
 
-__all__ = ["INTERPRETED_CONF", "T0", "event", "problem_lines", "settings_restored"]
+__all__ = ["INTERPRETED_CONF", "T0", "event", "hunt_results", "problem_lines", "settings_restored"]

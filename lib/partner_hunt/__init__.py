@@ -3,9 +3,5 @@
 __version__ = "0.1.0"
 RULE_ID = "af2b5dbd-4b66-47b4-9936-abfecb246ba1"
 RULE_NAME = "Top domains outbound sending Malicious Teams messages inbound"
-RULE_SOURCE = (
-    "Azure/Azure-Sentinel: Hunting Queries/Microsoft 365 Defender/Email and Collaboration Queries/"
-    "Microsoft Teams protection/Top domains outbound sending Malicious Teams messages inbound.yaml"
-)
 MITRE_TECHNIQUE = "T1566"
 MITRE_TACTIC = "InitialAccess"

@@ -51,12 +51,12 @@ class UserError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from partner_hunt.backfill import PartialsMismatchError
-    from partner_hunt.checks import PrecheckError
-    from partner_hunt.locations import CorruptFileError, TableFormatError, TableNotFoundError
-    from partner_hunt.quality import BadInputError
-    from partner_hunt.schema import SchemaContractError
-    from partner_hunt.session import JavaMissingError
+    from partner_hunt.commands.steps.accounting import BadInputError
+    from partner_hunt.core.schema import SchemaContractError
+    from partner_hunt.store.checks import PrecheckError
+    from partner_hunt.store.locations import CorruptFileError, TableFormatError, TableNotFoundError
+    from partner_hunt.store.partials_table import PartialsMismatchError
+    from partner_hunt.store.session import JavaMissingError
 
     return (
         UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError,
@@ -216,7 +216,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def _session(config: Config):
-    from partner_hunt.session import build_session
+    from partner_hunt.store.session import build_session
 
     return build_session(
         master=config.spark.master,
@@ -228,19 +228,20 @@ def _session(config: Config):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`partner-hunt run`."""
-    from partner_hunt import incremental, pipeline, terminal
+    from partner_hunt import terminal
+    from partner_hunt.commands import refresh, run
 
     config = resolve_config(args)
     spark = _session(config)
     if args.incremental:
         try:
             with terminal.DayProgress("incremental") as progress:
-                result = incremental.run_incremental(spark, config, on_batch=progress.advance)
+                result = refresh.run_incremental(spark, config, on_batch=progress.advance)
         except ValueError as exc:
             raise UserError(f"run --incremental: {exc}") from None
     else:
-        result = pipeline.run(spark, config, command="run")
-    terminal.print_run(result, config)
+        result = run.run(spark, config, command="run")
+    terminal.print_run(result, config.hunt.include_ratio)
     if result.skipped_files:
         terminal.warn(f"skipped {len(result.skipped_files)} unreadable source file(s): {', '.join(result.skipped_files)}")
     return 0
@@ -248,8 +249,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """`partner-hunt backfill --start D1 --end D2`: resumable, one commit per batch of days."""
-    from partner_hunt import backfill, terminal
-    from partner_hunt.partials import as_day
+    from partner_hunt import terminal
+    from partner_hunt.commands import backfill
+    from partner_hunt.core.partials import as_day
 
     config = resolve_config(args)
     if config.hunt.start is None or config.hunt.end is None:
@@ -261,53 +263,37 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     spark = _session(config)
     with terminal.DayProgress("backfill") as progress:
         result = backfill.backfill(spark, config, start, end, force=args.force, on_batch=progress.advance)
-    terminal.print_run(result, config)
+    terminal.print_run(result, config.hunt.include_ratio)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """`partner-hunt diff`: both modes over one window, compared."""
-    from partner_hunt import compare, terminal
+    from partner_hunt import terminal
+    from partner_hunt.commands import diff
 
     config = resolve_config(args)
     spark = _session(config)
-    terminal.print_diff(compare.run_diff(spark, config))
+    terminal.print_diff(diff.run_diff(spark, config))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`partner-hunt demo`: (re)generate the sample lake, then hunt it."""
-    from dataclasses import replace
+    from partner_hunt import terminal
+    from partner_hunt.commands import demo
+    from partner_hunt.core import own_domains
 
-    from partner_hunt import checks, demo, io, owndomains, pipeline, terminal
-
-    config = resolve_config(args)
-    lake = Path(config.demo.lake).resolve()
-    # The demo organisation's own domain is found in the data (hunt.own_domains: auto), as it would
-    # be in yours, and excluded in kql mode too: the published query's recipient-side inbound would
-    # otherwise put it on top (see `--mode corrected` and `diff`). A configured setting is kept.
-    hunt_settings = (
-        config.hunt
-        if config.hunt.own_domains is not None
-        else replace(config.hunt, own_domains=("auto",), own_domains_in_kql=True)
-    )
-    config = replace(
-        config,
-        source=str(lake / "message_events"),
-        output=str(lake / "partner_hunt_results"),
-        hunt=hunt_settings,
-    )
+    config = demo.demo_config(resolve_config(args))
     spark = _session(config)
-    checks.check_locations(spark, config, source_must_exist=False)
-    terminal.say(f"Generating {config.demo.rows:,} MessageEvents rows over {config.demo.days} days in {lake} ...")
-    events_df = demo.generate_events(
-        spark, config.demo.rows, days=config.demo.days, seed=config.demo.seed, tenants=config.demo.tenants
+    d = config.demo
+    announce = lambda: terminal.say(  # noqa: E731
+        f"Generating {d.rows:,} MessageEvents rows over {d.days} days in {Path(d.lake).resolve()} ..."
     )
-    io.overwrite(demo.in_arrival_order(events_df, config.demo.days), io.TableRef.parse(config.source))
-    result = pipeline.run(spark, config, command="demo")
-    terminal.print_run(result, config)
+    result = demo.demo(spark, config, on_start=announce)
+    terminal.print_run(result, config.hunt.include_ratio)
     if result.own_domains is not None:
-        found = owndomains.describe(result.own_domains) or "none"
+        found = own_domains.describe(result.own_domains) or "none"
         terminal.say(
             f"Own domains found in the data and excluded (hunt.own_domains: auto): {found}. `partner-hunt diff` "
             "shows what the published query's kql mode and corrected mode see."
@@ -323,7 +309,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """`partner-hunt export --format F --out FILE`: results and partners as SOC files."""
-    from partner_hunt import export, terminal
+    from partner_hunt import terminal
+    from partner_hunt.commands import export
 
     config = resolve_config(args)
     if args.expire_days < 1 or args.max_indicators < 1:
@@ -364,8 +351,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one readable line, trace on --debug
         if getattr(args, "debug", False):
             raise
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"partner-hunt: failed: {type(exc).__name__}: {first_line} (rerun with --debug for the trace)", file=sys.stderr)
+        from partner_hunt.store.errors import first_line
+
+        print(f"partner-hunt: failed: {type(exc).__name__}: {first_line(exc)} (rerun with --debug for the trace)", file=sys.stderr)
         return EXIT_FAILED
 
 

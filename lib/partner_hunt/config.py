@@ -18,16 +18,12 @@ from typing import Any
 
 import yaml
 
+from partner_hunt.core.options import CountOptions, FinishOptions
 from partner_hunt.validate import ConfigError, build
 
 MODES = ("kql", "corrected")
 # What the quarantine keeps of a bad row's original record (`SourceRecord`): see docs/personal-data.md.
 QUARANTINE_RECORDS = ("redacted", "full", "none")
-
-# Sentinel multi-tenant lakes carry TenantId; a single-tenant Defender export does not, and
-# then the whole table is one tenant with this documented id (the nil GUID).
-DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
-
 
 LOCAL_SPARK_CONF = {
     "spark.ui.enabled": "false",
@@ -136,14 +132,14 @@ class HuntSettings:
         """Keep only the latest version of an edited message: explicit, else corrected mode only."""
         return self._by_mode(self.dedupe_edits)
 
-    def count_options(self) -> dict[str, Any]:
-        """The plain keyword arguments of `hunt.count_domains` for these settings."""
-        return {
-            "mode": self.mode,
-            "normalize": self.effective_normalize_domains,
-            "count_messages": self.effective_count_messages,
-            "dedupe_edits": self.effective_dedupe_edits,
-        }
+    def count_options(self) -> CountOptions:
+        """The counting switches these settings give (`hunt.count_window`, the partials' variant)."""
+        return CountOptions(
+            mode=self.mode,
+            normalize=self.effective_normalize_domains,
+            count_messages=self.effective_count_messages,
+            dedupe_edits=self.effective_dedupe_edits,
+        )
 
 
 @dataclass(frozen=True)
@@ -262,17 +258,17 @@ class Config:
             if not getattr(self, key).strip():
                 raise ConfigError(f"{key}: must not be empty")
 
-    def finish_options(self) -> dict[str, Any]:
-        """The plain keyword arguments of `hunt.finish_results`: exclusions, global and per tenant."""
-        return {
+    def finish_options(self) -> FinishOptions:
+        """The configured exclusions (global and per tenant) and ratio switch (`hunt.window_results`)."""
+        return FinishOptions(
             # A listed `hunt.own_domains` is one more global exclusion, where own domains apply.
-            "exclude": tuple(
+            exclude=tuple(
                 dict.fromkeys([*self.hunt.exclude_domains, *(self.hunt.own_domains_list if self.hunt.apply_own_domains else ())])
             ),
-            "tenant_exclude": dict(self.tenants.exclude_domains),
-            "normalize": self.hunt.effective_normalize_domains,
-            "include_ratio": self.hunt.include_ratio,
-        }
+            tenant_exclude=dict(self.tenants.exclude_domains),
+            normalize=self.hunt.effective_normalize_domains,
+            include_ratio=self.hunt.include_ratio,
+        )
 
 
 def config_from_mapping(data: Any) -> Config:

@@ -9,9 +9,11 @@ from typing import Any
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt import alerts, backfill, io, partials, partners
+from partner_hunt.commands import backfill
 from partner_hunt.config import Config, load_config
-from partner_hunt.runlog import RunReport
+from partner_hunt.core import partials, partners
+from partner_hunt.store import io
+from partner_hunt.store.runlog import RunReport
 
 
 def notebook_config(
@@ -22,11 +24,27 @@ def notebook_config(
     mode: str = "kql",
     top: int = 10,
     config_path: str | None = None,
+    own_domains: str | None = "auto",
 ) -> Config:
-    """A validated config for a notebook: the YAML file if given, then these values on top."""
+    """A validated config for a notebook: the YAML file if given, then these values on top.
+
+    `own_domains` is `hunt.own_domains`: `auto` (the default, as in `partner-hunt demo`) finds each
+    tenant's own domains in the data and leaves them out in both modes, so the charts show
+    partners; a comma-separated list names them; empty keeps the YAML's setting.
+    """
+    words = [w.strip() for w in (own_domains or "").split(",") if w.strip()]
     return load_config(
         config_path,
-        {"source": source, "output": output, "hunt.start": start or None, "hunt.end": end or None, "hunt.mode": mode, "hunt.top": top},
+        {
+            "source": source,
+            "output": output,
+            "hunt.start": start or None,
+            "hunt.end": end or None,
+            "hunt.mode": mode,
+            "hunt.top": top,
+            "hunt.own_domains": words or None,
+            "hunt.own_domains_in_kql": True if words and words != ["off"] else None,
+        },
     )
 
 
@@ -62,11 +80,6 @@ def daily_trend(spark: SparkSession, report: RunReport, tenant: str | None, doma
     trend_df = read_evidence(spark, report, tenant, domain).select(F.inline("DailyCounts")).orderBy("Day")
     # Bounded: one row per day of the window.
     return trend_df.collect()
-
-
-def read_alerts(spark: SparkSession, report: RunReport) -> DataFrame:
-    """The alert rows of the report's window, most severe first."""
-    return io.read_window_rows(spark, report.locations.alerts, report.window_key()).transform(alerts.sort_alerts)
 
 
 def widget_or_env(widgets: Any, name: str, env: str, default: str) -> str:

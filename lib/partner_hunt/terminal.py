@@ -16,8 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from partner_hunt.config import Config
-
 log = logging.getLogger("partner_hunt")
 
 # Logs and CI capture stdout without a terminal; rich would then squeeze the table to 80 columns.
@@ -103,17 +101,12 @@ def results_grid(rows: list[Any], include_ratio: bool, title: str) -> Grid:
     return grid
 
 
-def results_table(rows: list[Any], include_ratio: bool, title: str) -> Table:
-    """A rich table of result rows (already sorted and bounded)."""
-    return results_grid(rows, include_ratio, title).to_table()
-
-
-def print_run(report: Any, config: Config) -> None:
+def print_run(report: Any, include_ratio: bool) -> None:
     """Show the top domains, the run summary and where everything was written."""
     window = _fmt_window(report.window_start, report.window_end)
     title = f"Top partner domains ({report.mode} mode, {window}): {report.result_rows:,} domains"
     if report.top_rows:
-        _show(results_grid(report.top_rows, config.hunt.include_ratio, title))
+        _show(results_grid(report.top_rows, include_ratio, title))
     else:
         say(f"{title}: no domain has both outbound traffic and inbound threats.")
     loc = report.locations

@@ -14,8 +14,9 @@ import sys
 
 from pyspark.sql import DataFrame
 
-from partner_hunt import hunt, schema
-from partner_hunt.session import build_session
+from partner_hunt.core import hunt, schema
+from partner_hunt.core.options import CountOptions, FinishOptions
+from partner_hunt.store.session import build_session
 
 
 def results(source_df: DataFrame, mode: str) -> DataFrame:
@@ -24,7 +25,8 @@ def results(source_df: DataFrame, mode: str) -> DataFrame:
     return (
         source_df.transform(schema.to_canonical, req)
         .transform(schema.drop_quarantined)
-        .transform(hunt.hunt, mode=mode, normalize_domains=mode == "corrected", count_messages=mode == "corrected")
+        .transform(hunt.count_window, CountOptions(mode, mode == "corrected", mode == "corrected"), False)
+        .transform(hunt.window_results, FinishOptions(normalize=mode == "corrected"))
     )
 
 

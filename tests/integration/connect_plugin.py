@@ -18,7 +18,7 @@ from tests.conftest import CANONICAL_DDL
 @pytest.fixture(scope="session")
 def spark():
     """A Connect session to the server named by PARTNER_HUNT_TEST_REMOTE (sc://host:port)."""
-    from partner_hunt.session import build_session
+    from partner_hunt.store.session import build_session
 
     session = build_session(remote=os.environ["PARTNER_HUNT_TEST_REMOTE"], conf={"spark.sql.shuffle.partitions": "2"})
     assert type(session).__module__.startswith("pyspark.sql.connect"), type(session)

@@ -16,9 +16,9 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pyspark
 
@@ -162,7 +162,7 @@ class StandaloneCluster:
     def alive_workers(self) -> int:
         return int(self.state().get("aliveworkers", 0))
 
-    def start(self) -> "StandaloneCluster":
+    def start(self) -> StandaloneCluster:
         spark_class = str(SPARK_HOME / "bin" / "spark-class")
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,7 @@ class ConnectServer:
     def url(self) -> str:
         return f"sc://127.0.0.1:{self.port}"
 
-    def start(self) -> "ConnectServer":
+    def start(self) -> ConnectServer:
         self.root.mkdir(parents=True, exist_ok=True)
         conf = {
             **DELTA_CONF,

@@ -17,8 +17,12 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, incremental, pipeline, quality, runlog
+from partner_hunt.commands import backfill, refresh, run
+from partner_hunt.commands.steps.window import plan_window
 from partner_hunt.config import config_from_mapping
+from partner_hunt.core import sample
+from partner_hunt.store import runlog
+from partner_hunt.store.partials_table import PartialsMismatchError
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +48,7 @@ def lake(spark, tmp_path_factory):
     """A small two-tenant source over six days, generated once for the module."""
     root = tmp_path_factory.mktemp("lake")
     source = root / "message_events"
-    demo.generate_events(spark, rows=4000, days=DAYS, seed=7, tenants=2, end=END).write.format("delta").save(str(source))
+    sample.generate_events(spark, rows=4000, days=DAYS, seed=7, tenants=2, end=END).write.format("delta").save(str(source))
     return source
 
 
@@ -83,16 +87,13 @@ def read(spark, path, cols):
 
 
 def direct(spark, source, output, start, end, **hunt):
-    """What `pipeline.run` of `[start, end)` computes for its results table, evaluated in memory.
+    """What `run.run` of `[start, end)` computes for its results table, evaluated in memory.
 
-    Its own plan (`plan_counts` then `results_of`, as benchmarks/bench.py times it), without the
-    commits of a run into another table."""
+    Its own plan (`window.plan_window`, as benchmarks/bench.py times it), without the commits of a
+    run into another table."""
     config = make_config(source, output, start=start.isoformat(), end=end.isoformat(), **hunt)
-    report = runlog.new_report(config, "run")
-    window = (report.window_start, report.window_end)
-    source_df, _ = quality.read_source(spark, config, report.locations)
-    _, counts_df = pipeline.plan_counts(source_df, config, window)
-    return pipeline.results_of(counts_df, config, report, window).select(*RESULT_COLS).localCheckpoint()
+    plan = plan_window(spark, config, runlog.new_report(config, "run"))
+    return plan.results_df.select(*RESULT_COLS).localCheckpoint()
 
 
 def test_backfill_equals_direct_run_and_rerun_is_idempotent(spark, lake, clean, tmp_path):
@@ -134,22 +135,22 @@ def test_incremental_recomputes_only_changed_days_including_late_data(spark, lak
     out = tmp_path / "results"
     window_end = day(DAYS + 1)
     config = make_config(source, out, end=window_end.isoformat(), trailing_days=DAYS + 1)
-    first = incremental.run_incremental(spark, config)
+    first = refresh.run_incremental(spark, config)
     assert sorted(first.days_computed) == [day(i) for i in range(DAYS + 1)]
 
     # One new day lands, plus late data for an old day.
-    new_day = demo.generate_events(spark, rows=600, days=1, seed=8, tenants=2, end=datetime(2026, 2, 8, tzinfo=timezone.utc))
-    late = demo.generate_events(spark, rows=300, days=1, seed=9, tenants=2, end=datetime(2026, 2, 3, tzinfo=timezone.utc))
+    new_day = sample.generate_events(spark, rows=600, days=1, seed=8, tenants=2, end=datetime(2026, 2, 8, tzinfo=timezone.utc))
+    late = sample.generate_events(spark, rows=300, days=1, seed=9, tenants=2, end=datetime(2026, 2, 3, tzinfo=timezone.utc))
     new_day.unionByName(late).write.format("delta").mode("append").save(str(source))
 
-    second = incremental.run_incremental(spark, config)
+    second = refresh.run_incremental(spark, config)
     assert sorted(second.days_computed) == [day(1), day(DAYS)]
     total_rows = spark.read.format("delta").load(str(source)).count()
     assert second.rows_read < total_rows / 2
     expected = direct(spark, source, tmp_path / "direct", day(0), window_end)
     assert_df_equality(read(spark, out, RESULT_COLS), expected, ignore_row_order=True, ignore_nullable=True)
 
-    third = incremental.run_incremental(spark, config)
+    third = refresh.run_incremental(spark, config)
     assert third.days_computed == []
     log = spark.read.format("delta").load(str(out) + "_run_log").filter("Command = 'run --incremental'")
     assert sorted(r.SourceVersion for r in log.collect()) == [0, 1, 1]
@@ -181,19 +182,19 @@ def test_partials_refuse_to_mix_another_source(spark, lake, tmp_path):
     backfill.backfill(spark, make_config(lake, out), day(0), day(1))
     other = tmp_path / "other"
     spark.read.format("delta").load(str(lake)).limit(10).write.format("delta").save(str(other))
-    with pytest.raises(backfill.PartialsMismatchError, match="was computed from source"):
+    with pytest.raises(PartialsMismatchError, match="was computed from source"):
         backfill.backfill(spark, make_config(other, out), day(0), day(1))
 
 
 def test_tenants_have_their_own_exclusions(spark, lake, tmp_path):
     out = tmp_path / "results"
     config = make_config(lake, out, start=day(0).isoformat(), end=day(DAYS).isoformat())
-    everything = pipeline.run(spark, config)
+    everything = run.run(spark, config)
     rows = read(spark, out, RESULT_COLS).collect()
     assert {r.TenantId for r in rows} == {"tenant-00", "tenant-01"}
     assert any(r.SenderFromDomain == "contoso.com" for r in rows)
     scoped = replace(config, tenants=replace(config.tenants, exclude_domains={"tenant-00": ("contoso.com",)}))
-    pipeline.run(spark, scoped)
+    run.run(spark, scoped)
     rows = read(spark, out, RESULT_COLS).collect()
     owners = {r.TenantId for r in rows if r.SenderFromDomain == "contoso.com"}
     assert owners == {"tenant-01"}

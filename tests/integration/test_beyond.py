@@ -9,9 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pyspark.sql import functions as F
 
-from partner_hunt import demo, io
 from partner_hunt.cli import run_cli
-from partner_hunt.config import DEFAULT_TENANT_ID
+from partner_hunt.core import sample
+from partner_hunt.core.schema import DEFAULT_TENANT_ID
+from partner_hunt.store import io
+from partner_hunt.store.locations import TableRef
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +22,14 @@ def test_demo_finds_its_own_domain_and_backfill_keeps_partners(spark, tmp_path, 
     lake = tmp_path / "lake"
     assert run_cli(["demo", "--lake", str(lake), "--rows", "6000", "--days", "6", "--top", "5"]) == 0
     printed = capsys.readouterr().err
-    assert f"Own domains found in the data and excluded (hunt.own_domains: auto): {DEFAULT_TENANT_ID}: {demo.OWN_DOMAIN}" in printed
+    assert f"Own domains found in the data and excluded (hunt.own_domains: auto): {DEFAULT_TENANT_ID}: {sample.OWN_DOMAIN}" in printed
 
-    output = io.TableRef(str(lake / "partner_hunt_results"), True)
+    output = TableRef(str(lake / "partner_hunt_results"), True)
     results = io.read_table(spark, output).orderBy(F.col("OutboundTeamsMessages").desc()).collect()
-    assert results and results[0]["SenderFromDomain"] != demo.OWN_DOMAIN
-    assert demo.OWN_DOMAIN not in {r["SenderFromDomain"] for r in results}
+    assert results and results[0]["SenderFromDomain"] != sample.OWN_DOMAIN
+    assert sample.OWN_DOMAIN not in {r["SenderFromDomain"] for r in results}
     log_row = io.read_table(spark, output.sibling("run_log")).collect()[-1]
-    assert (log_row["Command"], log_row["OwnDomains"]) == ("demo", {DEFAULT_TENANT_ID: [demo.OWN_DOMAIN]})
+    assert (log_row["Command"], log_row["OwnDomains"]) == ("demo", {DEFAULT_TENANT_ID: [sample.OWN_DOMAIN]})
 
     end = datetime.now(timezone.utc).date()
     common = ["--source", str(lake / "message_events"), "--output", str(output)]
@@ -38,7 +40,7 @@ def test_demo_finds_its_own_domain_and_backfill_keeps_partners(spark, tmp_path, 
     partners_df = io.read_table(spark, output.sibling("partners"))
     # The own domain is a recipient of outbound group chats in kql mode: backfill does not derive
     # own domains (the partials hold no senders), the export leaves them out by the run log.
-    partners_df = partners_df.filter(~F.col("Domain").isin(demo.OWN_DOMAIN, ""))
+    partners_df = partners_df.filter(~F.col("Domain").isin(sample.OWN_DOMAIN, ""))
     busiest = partners_df.orderBy(F.col("OutboundTeamsMessages").desc()).first()
     assert busiest["FirstSeenOutbound"] == end - timedelta(days=6)
     assert busiest["WindowStart"] == end - timedelta(days=1) and busiest["HistoryStart"] == end - timedelta(days=6)
@@ -50,7 +52,7 @@ def test_demo_finds_its_own_domain_and_backfill_keeps_partners(spark, tmp_path, 
     allowed = {r["Domain"] for r in rows if r["Recommendation"] == "Allow"}
     assert busiest["Domain"] in allowed
     # The own domain derived by the demo run (run log) is no partner to allow.
-    assert demo.OWN_DOMAIN not in allowed and "" not in allowed
+    assert sample.OWN_DOMAIN not in allowed and "" not in allowed
     watchlist = tmp_path / "watchlist.csv"
     assert run_cli(["export", "--output", str(output), "--format", "sentinel-watchlist", "--out", str(watchlist)]) == 0
     header = watchlist.read_text(encoding="utf-8").splitlines()[0]

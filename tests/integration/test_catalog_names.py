@@ -8,8 +8,9 @@ from datetime import date, datetime, timezone
 import pytest
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, pipeline
+from partner_hunt.commands import backfill, run
 from partner_hunt.config import config_from_mapping
+from partner_hunt.core import sample
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def config(source: str, output: str, jsonl: str):
 def source_table(spark):
     """One catalog source, created once: named with backticks by one test, in three parts by the other."""
     spark.sql("DROP TABLE IF EXISTS default.message_events_bt")
-    demo.generate_events(spark, rows=300, days=3, seed=5, tenants=1, end=END).write.format("delta").saveAsTable(
+    sample.generate_events(spark, rows=300, days=3, seed=5, tenants=1, end=END).write.format("delta").saveAsTable(
         "default.`message_events_bt`"
     )
     yield "message_events_bt"
@@ -65,7 +66,7 @@ def test_backticked_names(spark, source_table, tmp_path):
     state = {k: f"default.`hunt_results_bt_{k}`" for k in ("run_log", "evidence", "alerts", "partials")}
     try:
         cfg = config(source, output, str(tmp_path / "alerts"))
-        report = pipeline.run(spark, cfg)
+        report = run.run(spark, cfg)
         assert report.status == "succeeded"
         check_run(spark, output, state, runs=1)
         # The alert JSON Lines went to the configured folder, one window partition.
@@ -88,11 +89,11 @@ def test_three_part_name_and_rerun(spark, source_table, tmp_path):
     state = {k: f"{output}_{k}" for k in ("run_log", "evidence", "alerts")}
     try:
         cfg = config(source, output, str(tmp_path / "alerts"))
-        pipeline.run(spark, cfg)
+        run.run(spark, cfg)
         check_run(spark, output, state, runs=1)
         before = sorted(spark.read.table(output).drop("RunId", "ComputedAt").collect())
         # A rerun over existing catalog tables replaces the window: same rows, no duplicates.
-        pipeline.run(spark, cfg)
+        run.run(spark, cfg)
         check_run(spark, output, state, runs=2)
         assert sorted(spark.read.table(output).drop("RunId", "ComputedAt").collect()) == before
         assert spark.catalog.tableExists("default.results3_evidence")

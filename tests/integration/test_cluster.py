@@ -22,9 +22,9 @@ import pytest
 import yaml
 from chispa import assert_df_equality
 
-from partner_hunt import demo
 from partner_hunt.cli import run_cli
 from partner_hunt.config import Config
+from partner_hunt.core import sample
 from tests.conftest import settings_restored
 from tests.integration.spark_cluster import (
     DELTA_CONF,
@@ -76,7 +76,7 @@ def lake(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("lake")
     source = root / "message_events"
     (
-        demo.generate_events(spark, ROWS, days=7, seed=11, end=END)
+        sample.generate_events(spark, ROWS, days=7, seed=11, end=END)
         .repartition(FILES)
         .write.format("delta")
         .save(str(source))

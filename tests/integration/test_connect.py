@@ -12,15 +12,14 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timezone
-
 from pathlib import Path
 
 import pytest
 import yaml
 from chispa import assert_df_equality
 
-from partner_hunt import demo
 from partner_hunt.cli import run_cli
+from partner_hunt.core import sample
 from tests.integration.connect_client import results
 from tests.integration.spark_cluster import (
     JOB_TIMEOUT,
@@ -51,7 +50,7 @@ def server(tmp_path_factory):
 def source(spark, tmp_path_factory):
     """A small seeded Delta source, with the demo's odd inputs (bad addresses, null flags, edits)."""
     path = tmp_path_factory.mktemp("connect_lake") / "message_events"
-    demo.generate_events(spark, 3_000, days=5, seed=5, end=END).repartition(2).write.format("delta").save(str(path))
+    sample.generate_events(spark, 3_000, days=5, seed=5, end=END).repartition(2).write.format("delta").save(str(path))
     return path
 
 

@@ -13,10 +13,15 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import alerts, io, outputs, pipeline
 from partner_hunt.cli import run_cli
+from partner_hunt.commands import run
 from partner_hunt.config import config_from_mapping
-from partner_hunt.tables import PARTIALS_DDL
+from partner_hunt.core import alerts
+from partner_hunt.core.tables import PARTIALS_DDL, window_key
+from partner_hunt.store import io
+from partner_hunt.store.locations import TableRef
+from partner_hunt.store.partials_table import PartialsMismatchError
+from partner_hunt.store.predicates import Retirement
 
 pytestmark = pytest.mark.integration
 
@@ -102,12 +107,12 @@ def test_rerun_withdraws_stale_alerts_and_raises_them_again(spark, source, tmp_p
     out = tmp_path / "out" / "results"
     partition = Path(f"{out}_alerts_jsonl") / "mode=kql" / f"window={WINDOW}"
 
-    first = pipeline.run(spark, make_config(source, out))
+    first = run.run(spark, make_config(source, out))
     assert (first.analyst_outputs.alerts_raised, first.analyst_outputs.alerts_withdrawn) == (2, 0)
     t1 = first.started_at
 
-    # The repro of issue 15: the same window without p.com. Its alert must not stay active.
-    second = pipeline.run(spark, make_config(source, out, exclude=["p.com"], record="none"))
+    # The same window without p.com. Its alert must not stay active.
+    second = run.run(spark, make_config(source, out, exclude=["p.com"], record="none"))
     t2 = second.started_at
     assert (second.analyst_outputs.alerts_raised, second.analyst_outputs.alerts_withdrawn) == (1, 1)
     assert [a["SenderFromDomain"] for a in second.analyst_outputs.withdrawn_alerts] == ["p.com"]
@@ -133,7 +138,7 @@ def test_rerun_withdraws_stale_alerts_and_raises_them_again(spark, source, tmp_p
     assert sorted(e[0] for e in evidence) == ["q.com"]
 
     # Raised again: active again, first raised when it first was, no withdrawal left on it.
-    third = pipeline.run(spark, make_config(source, out, record="full"))
+    third = run.run(spark, make_config(source, out, record="full"))
     t3 = third.started_at
     assert (third.analyst_outputs.alerts_raised, third.analyst_outputs.alerts_withdrawn) == (2, 0)
     assert_df_equality(
@@ -163,13 +168,13 @@ def test_rerun_withdraws_stale_alerts_and_raises_them_again(spark, source, tmp_p
 def test_open_window_withdraws_and_the_jsonl_is_rewritten_when_nothing_is_raised(spark, source, tmp_path):
     out = tmp_path / "results"
     partition = Path(f"{out}_alerts_jsonl") / "mode=kql" / "window=open_open"
-    pipeline.run(spark, make_config(source, out, start=None, end=None))
+    run.run(spark, make_config(source, out, start=None, end=None))
     assert set(jsonl(partition)) == {"p.com", "q.com"}
-    quiet = pipeline.run(spark, make_config(source, out, exclude=["p.com", "q.com"], start=None, end=None))
+    quiet = run.run(spark, make_config(source, out, exclude=["p.com", "q.com"], start=None, end=None))
     assert (quiet.analyst_outputs.alerts_raised, quiet.analyst_outputs.alerts_withdrawn) == (0, 2)
     assert {d: f["status"] for d, f in jsonl(partition).items()} == {"p.com": "Resolved", "q.com": "Resolved"}
     # A second quiet run withdraws nothing more and keeps when each was withdrawn.
-    again = pipeline.run(spark, make_config(source, out, exclude=["p.com", "q.com"], start=None, end=None))
+    again = run.run(spark, make_config(source, out, exclude=["p.com", "q.com"], start=None, end=None))
     assert (again.analyst_outputs.alerts_raised, again.analyst_outputs.alerts_withdrawn) == (0, 0)
     stored = spark.read.format("delta").load(f"{out}_alerts").select("WithdrawnByRunId").distinct().collect()
     assert [s[0] for s in stored] == [quiet.run_id]
@@ -180,9 +185,9 @@ def test_run_refuses_partials_of_another_source(spark, source, tmp_path, capsys)
     other = "/elsewhere/message_events"
     marker = [("t1", START.date(), "kql;normalize=0;messages=0;dedupe=0", "kql", None, 0, 0, None, None, other, 3, "r0", START)]
     spark.createDataFrame(marker, PARTIALS_DDL).write.format("delta").save(f"{out}_partials")
-    with pytest.raises(outputs.PartialsMismatchError, match=f"computed from source '{other}', not '{source}'"):
-        pipeline.run(spark, make_config(source, out))
-    assert not io.table_exists(spark, io.TableRef(str(out), True)), "refused before writing results"
+    with pytest.raises(PartialsMismatchError, match=f"computed from source '{other}', not '{source}'"):
+        run.run(spark, make_config(source, out))
+    assert not io.table_exists(spark, TableRef(str(out), True)), "refused before writing results"
     args = ["run", "--source", str(source), "--output", str(out), "--master", "local[2]"]
     assert run_cli(args + ["--start", "2026-03-01", "--end", "2026-03-03"]) == 2
     assert other in capsys.readouterr().err
@@ -190,7 +195,7 @@ def test_run_refuses_partials_of_another_source(spark, source, tmp_path, capsys)
 
 def test_an_alerts_table_from_before_the_lifecycle_gains_its_columns(spark, tmp_path):
     """Rows written without Status read as New; the first MERGE adds the columns and withdraws."""
-    ref = io.TableRef(str(tmp_path / "alerts"), True)
+    ref = TableRef(str(tmp_path / "alerts"), True)
     res = spark.createDataFrame(
         [("t1", d, 5, 20, 4.0, START, END, "kql", "r0", START) for d in ("p.com", "q.com")],
         "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, IncomingTeamsMessagesWithThreats long, "
@@ -201,8 +206,8 @@ def test_an_alerts_table_from_before_the_lifecycle_gains_its_columns(spark, tmp_
     old_df.write.format("delta").save(ref.location)
     now = datetime(2026, 3, 4, tzinfo=timezone.utc)
     new_df = alerts.build_alerts(res.filter(F.col("SenderFromDomain") == "q.com"), raised_at=now, run_id="r1")
-    key = outputs.window_key("kql", (START, END))
-    retire = io.Retirement(key, alerts.withdrawal("r1", now), {"Status": alerts.STATUS_RESOLVED})
+    key = window_key("kql", (START, END))
+    retire = Retirement(key, alerts.withdrawal("r1", now), {"Status": alerts.STATUS_RESOLVED})
     io.upsert(new_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     assert_df_equality(
         io.read_table(spark, ref).select("SenderFromDomain", "Status", "WithdrawnByRunId", "FirstRaisedAt", "LastRaisedAt"),

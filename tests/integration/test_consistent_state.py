@@ -1,4 +1,4 @@
-"""Every run leaves a consistent state (issue 15): reruns of plain table names, results as the
+"""Every run leaves a consistent state: reruns of plain table names, results as the
 last commit, truthful ceiling failures, conservation of rows, racing creators, leftover folders."""
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, incremental, io, outputs, pipeline
 from partner_hunt.cli import run_cli
+from partner_hunt.commands import backfill, refresh, run
+from partner_hunt.commands.steps import outputs
+from partner_hunt.commands.steps.accounting import BadInputError
 from partner_hunt.config import config_from_mapping
-from partner_hunt.quality import BadInputError
-from partner_hunt.tables import ALERTS_DDL
+from partner_hunt.core import sample
+from partner_hunt.core.tables import ALERTS_DDL
+from partner_hunt.store import io
+from partner_hunt.store.locations import TableRef
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +31,7 @@ T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     source = tmp_path_factory.mktemp("state_lake") / "events"
-    demo.generate_events(spark, rows=200, days=2, seed=5, tenants=1, end=T0 + timedelta(days=2)).write.format("delta").save(str(source))
+    sample.generate_events(spark, rows=200, days=2, seed=5, tenants=1, end=T0 + timedelta(days=2)).write.format("delta").save(str(source))
     return source
 
 
@@ -57,15 +61,15 @@ def test_a_failure_before_the_results_commit_leaves_them_and_logs_the_counts(spa
 
     monkeypatch.setattr(outputs, "write_outputs", broken)
     with pytest.raises(RuntimeError, match="alerts table unavailable"):
-        pipeline.run(spark, cfg(lake, out))
-    assert not io.table_exists(spark, io.TableRef(str(out), True)), "the results were committed before the outputs"
+        run.run(spark, cfg(lake, out))
+    assert not io.table_exists(spark, TableRef(str(out), True)), "the results were committed before the outputs"
     log = spark.read.format("delta").load(f"{out}_run_log").collect()
     assert [(r.Status, r.RowsRead > 0, r.RowsRead == r.RowsUsed + r.RowsQuarantined) for r in log] == [("failed", True, True)]
 
 
 def test_a_backfill_stopped_by_the_ceiling_names_the_days_it_committed(spark, tmp_path):
     source = tmp_path / "events"
-    events_df = demo.generate_events(spark, rows=200, days=2, seed=5, tenants=2, end=T0 + timedelta(days=2))
+    events_df = sample.generate_events(spark, rows=200, days=2, seed=5, tenants=2, end=T0 + timedelta(days=2))
     day2 = F.to_date(F.col("Timestamp")) == F.lit(D0 + timedelta(days=1))
     # A third of day 2's rows lose their tenant (MISSING_TENANT_ID); day 1 is clean.
     bad = day2 & (F.abs(F.hash("TeamsMessageId")) % 3 == 0)
@@ -84,8 +88,8 @@ def test_a_backfill_stopped_by_the_ceiling_names_the_days_it_committed(spark, tm
 
 
 def test_racing_first_writers_both_succeed(spark, tmp_path):
-    target = io.TableRef(str(tmp_path / "t_alerts"), True)
-    log = io.TableRef(str(tmp_path / "t_run_log"), True)
+    target = TableRef(str(tmp_path / "t_alerts"), True)
+    log = TableRef(str(tmp_path / "t_run_log"), True)
     errors = []
 
     def write(i):
@@ -113,10 +117,10 @@ def test_a_killed_first_write_does_not_block_later_runs(spark, lake, tmp_path):
     for marker in ("_SUCCESS", "._SUCCESS.crc"):  # Delta never writes these; Spark's Parquet writer does
         (alerts / marker).unlink()
     (alerts / "_delta_log").mkdir()
-    report = pipeline.run(spark, cfg(lake, out, alerts={"min_inbound_threats": 1}))
+    report = run.run(spark, cfg(lake, out, alerts={"min_inbound_threats": 1}))
     assert report.status == "succeeded"
-    assert io.table_exists(spark, io.TableRef(str(alerts), True))
-    assert "id" not in io.read_table(spark, io.TableRef(str(alerts), True)).columns
+    assert io.table_exists(spark, TableRef(str(alerts), True))
+    assert "id" not in io.read_table(spark, TableRef(str(alerts), True)).columns
 
 
 # Conservation: messy rows, each either counted as used or quarantined with a reason, once.
@@ -176,17 +180,17 @@ def test_every_row_read_is_used_or_quarantined_once(spark, tmp_path_factory, row
             }
         )
         if command == "run":
-            report = pipeline.run(spark, config)
+            report = run.run(spark, config)
         elif command == "backfill":
             report = backfill.backfill(spark, config, D0, D0 + timedelta(days=2))
         else:
-            report = incremental.run_incremental(spark, config)
+            report = refresh.run_incremental(spark, config)
         # Every row falls in the two days or has no readable time: all are read, once.
         assert report.rows_read == len(rows), command
         assert report.rows_used + report.rows_quarantined == report.rows_read
         # At least the row with no time and the one with an unreadable time (every day's, once).
         assert report.rows_quarantined >= 2, command
-        quarantine = io.TableRef(f"{out}_quarantine", True)
+        quarantine = TableRef(f"{out}_quarantine", True)
         held = io.read_table(spark, quarantine).filter(F.col("RunId") == report.run_id) if io.table_exists(spark, quarantine) else None
         assert (held.count() if held is not None else 0) == report.rows_quarantined, command
         if held is not None:

@@ -10,7 +10,7 @@ How each point is reached:
 
 - A real SIGKILL, in a child process with `PARTNER_HUNT_FAULT=<point>`, for the points that
   matter most: after a partials commit, before the report, after the results commit, before
-  the run log, and in the middle of the alerts table's first creation (issue 15's item 10).
+  the run log, and in the middle of the alerts table's first creation.
   Each child starts its own JVM, which is what these cost; two run at a time, on one core each.
 - In this process, for the other `mid-create-<table>` points: the same fault point, with
   `faults.kill` made to raise a `BaseException` instead of sending SIGKILL. Nothing the
@@ -32,8 +32,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, faults, incremental, pipeline
+from partner_hunt.commands import backfill, refresh, run
 from partner_hunt.config import config_from_mapping
+from partner_hunt.core import sample
+from partner_hunt.store import faults
 from tests.integration.spark_cluster import spark_env
 
 pytestmark = pytest.mark.integration
@@ -48,7 +50,7 @@ VOLATILE = {"RunId", "ComputedAt", "FirstRaisedAt", "LastRaisedAt", "Quarantined
 def lake(spark, tmp_path_factory):
     """Two days of demo events plus two rows with no Timestamp (quarantined once per command)."""
     source = tmp_path_factory.mktemp("fault_lake") / "events"
-    events_df = demo.generate_events(spark, rows=300, days=2, seed=11, tenants=1, end=datetime(2026, 3, 3, tzinfo=timezone.utc))
+    events_df = sample.generate_events(spark, rows=300, days=2, seed=11, tenants=1, end=datetime(2026, 3, 3, tzinfo=timezone.utc))
     # Threats on a tenth of the rows: this small lake then raises alerts, so their JSON Lines are compared.
     events_df = events_df.withColumn(
         "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))
@@ -87,8 +89,8 @@ def resume(spark, command, source, output):
     if command == "backfill":
         return backfill.backfill(spark, cfg, START, END)
     if command == "incremental":
-        return incremental.run_incremental(spark, cfg)
-    return pipeline.run(spark, cfg)
+        return refresh.run_incremental(spark, cfg)
+    return run.run(spark, cfg)
 
 
 def write_alert_config(tmp: Path) -> Path:

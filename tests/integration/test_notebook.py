@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from partner_hunt import demo, io
+from partner_hunt.core import sample
+from partner_hunt.store import io
+from partner_hunt.store.locations import TableRef
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +22,8 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     lake = tmp_path / "lake"
-    source = io.TableRef(str(lake / "message_events"), True)
-    io.overwrite(demo.generate_events(spark, 4000, days=7, seed=7, end=END), source)
+    source = TableRef(str(lake / "message_events"), True)
+    io.overwrite(sample.generate_events(spark, 4000, days=7, seed=7, end=END), source)
     out = tmp_path / "charts"
     # The partner-history cell backfills the week's partials: one batch, one commit, not seven.
     config = tmp_path / "notebook.yml"

@@ -1,5 +1,5 @@
 """The production plan: one scan of the source, only the needed nested field, and results equal to
-the naive two-scan translation (benchmarks/naive.py) on edge-case rows. Expected rows are derived by
+the naive two-scan translation (tests/naive_kql.py) on edge-case rows. Expected rows are derived by
 hand from docs/kql-parity.md."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-
 from chispa import assert_df_equality
 
-from benchmarks.bench import bench_config, run_query, source_scans
-from benchmarks.naive import naive_hunt
+from partner_hunt.commands.steps.window import plan_window
+from partner_hunt.config import config_from_mapping
+from partner_hunt.store import runlog
+from tests.naive_kql import naive_hunt
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +71,14 @@ def source_path(spark, tmp_path_factory):
     return path
 
 
+def planned_results(spark, source, output, analyst=False):
+    """The results rows `run` plans (`plan_window`), unwritten; hunt only unless `analyst`."""
+    config = config_from_mapping(
+        {"source": str(source), "output": str(output), "evidence": {"enabled": analyst}, "alerts": {"enabled": analyst}}
+    )
+    return plan_window(spark, config, runlog.new_report(config, "run")).results_df
+
+
 def counts(df):
     return df.select(
         "TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats"
@@ -81,11 +90,11 @@ def test_run_plan_scans_the_source_once_and_reads_only_the_address(spark, source
     # The scan node abbreviates its read schema; the plan must be built after this is raised.
     spark.conf.set("spark.sql.maxMetadataStringLength", "10000")
     try:
-        run_df = run_query(spark, bench_config(source_path, tmp_path / "results"))
+        run_df = planned_results(spark, source_path, tmp_path / "results")
         naive_df = naive_hunt(spark.read.format("delta").load(str(source_path)))
         plan = run_df._jdf.queryExecution().executedPlan().toString()
-        assert source_scans(run_df) == 1
-        assert source_scans(naive_df) == 2
+        assert file_scans(run_df) == 1
+        assert file_scans(naive_df) == 2
     finally:
         spark.conf.set("spark.sql.maxMetadataStringLength", previous)
     read_schema = next(line for line in plan.splitlines() if "FileScan" in line).split("ReadSchema: ")[1]
@@ -97,8 +106,8 @@ def test_run_plan_scans_the_source_once_and_reads_only_the_address(spark, source
         assert unused not in read_schema
 
 
-def test_run_equals_naive_translation_on_edge_cases(spark, source_path, tmp_path):
-    run_df = counts(run_query(spark, bench_config(source_path, tmp_path / "results")))
+def test_run_and_naive_translation_agree_on_edge_cases(spark, source_path, tmp_path):
+    run_df = counts(planned_results(spark, source_path, tmp_path / "results"))
     naive_df = naive_hunt(spark.read.format("delta").load(str(source_path)))
     expected_df = spark.createDataFrame(EXPECTED, COUNTS_DDL)
     assert_df_equality(run_df, naive_df, ignore_row_order=True, ignore_nullable=True)
@@ -117,24 +126,24 @@ def file_scans(df) -> int:
 
 
 def test_default_run_scans_the_source_once_evidence_and_alerts_included(spark, source_path, tmp_path):
-    from partner_hunt import alerts, outputs, pipeline, quality, runlog
+    from partner_hunt.commands.steps import outputs, window
+    from partner_hunt.core import alerts
+    from partner_hunt.store import runlog
 
-    config = bench_config(source_path, tmp_path / "results", analyst=True)
+    config = config_from_mapping({"source": str(source_path), "output": str(tmp_path / "results")})
     assert config.evidence.enabled and config.alerts.enabled
     previous = spark.conf.get("spark.sql.adaptive.enabled")
     spark.conf.set("spark.sql.adaptive.enabled", "false")
     cached = []
     try:
-        # The frames `pipeline._run` and `outputs.write_outputs` build, in the same order.
+        # The frames `window.write_window` and `outputs.write_outputs` build, in the same order.
         report = runlog.new_report(config, "run")
-        window = (report.window_start, report.window_end)
-        source_df, _ = quality.read_source(spark, config, report.locations)
-        _, counts_df = pipeline.plan_counts(source_df, config, window)
-        assert file_scans(counts_df) == 1
-        counts_df = counts_df.cache()
+        plan = window.plan_window(spark, config, report)
+        assert file_scans(plan.counts_df) == 1
+        counts_df = plan.counts_df.cache()
         cached.append(counts_df)
         counts_df.count()
-        results_df = pipeline.results_of(counts_df, config, report, window).cache()
+        results_df = plan.results_df.cache()
         cached.append(results_df)
         results_df.count()
         evidence_df = outputs.evidence_of(config, counts_df, results_df)

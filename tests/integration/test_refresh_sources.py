@@ -5,7 +5,7 @@ name, the change data feed, v2 checkpoints, liquid clustering on a catalog table
 the way real tables are changed, and checks after every change that the refreshed report equals
 a full recompute of the window over the table as it now is, and which days were recomputed.
 
-The recompute is `pipeline.run`'s own plan (`plan_counts` then `results_of`, as
+The recompute is `run.run`'s own plan (`window.plan_window`, as
 benchmarks/bench.py times it) evaluated in memory: the same rows `run` would write, without its
 commits, so each comparison costs a read of the source instead of a run into another table.
 """
@@ -20,11 +20,15 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from partner_hunt import backfill, changes, demo, incremental, pipeline, quality, runlog
-from partner_hunt.config import config_from_mapping
 from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamReader
+
+from partner_hunt.commands import backfill, refresh
+from partner_hunt.commands.steps.window import plan_window
+from partner_hunt.config import config_from_mapping
+from partner_hunt.core import sample
+from partner_hunt.store import changes, runlog
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +56,7 @@ def at(n: int, hour: int = 0) -> datetime:
 @pytest.fixture(scope="module")
 def events(spark):
     """Five days of a small two-tenant source, generated once; each test copies it."""
-    rows = demo.generate_events(spark, rows=400, days=DAYS, seed=11, tenants=2, end=at(DAYS))
+    rows = sample.generate_events(spark, rows=400, days=DAYS, seed=11, tenants=2, end=at(DAYS))
     # Threats on every day, so that a DELETE, an UPDATE or a MERGE moves the results.
     return rows.withColumn(
         "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))
@@ -61,7 +65,7 @@ def events(spark):
 
 def new_rows(spark, n: int, rows: int = 60, seed: int = 21) -> DataFrame:
     """`rows` events on day `n` (a new day, or late data for an old one)."""
-    generated = demo.generate_events(spark, rows=rows, days=1, seed=seed + n, tenants=2, end=at(n + 1))
+    generated = sample.generate_events(spark, rows=rows, days=1, seed=seed + n, tenants=2, end=at(n + 1))
     # The generator numbers ReportId from 0: prefixed, so that a MERGE on it matches one row.
     return generated.withColumn("ReportId", F.concat(F.lit(f"new-{n}-{seed}-{rows}-"), F.col("ReportId")))
 
@@ -90,13 +94,9 @@ def results(spark, output) -> DataFrame:
 
 
 def recompute(spark, source) -> DataFrame:
-    """The window's results as `pipeline.run` computes them from the source as it now is, unwritten."""
+    """The window's results as `run.run` computes them from the source as it now is, unwritten."""
     cfg = config_with_window(source, "unwritten")
-    report = runlog.new_report(cfg, "run")
-    window = (report.window_start, report.window_end)
-    source_df, _ = quality.read_source(spark, cfg, report.locations)
-    _, counts_df = pipeline.plan_counts(source_df, cfg, window)
-    return pipeline.results_of(counts_df, cfg, report, window).select(*RESULT_COLS)
+    return plan_window(spark, cfg, runlog.new_report(cfg, "run")).results_df.select(*RESULT_COLS)
 
 
 def assert_equals_recompute(spark, output, source) -> None:
@@ -114,7 +114,7 @@ class Refresher:
 
     def refresh(self, expect_days: list[date], kind: str = changes.INCREMENTAL, compare: bool = True):
         """Refresh, check the recomputed days and kind, and compare with a full recompute."""
-        report = incremental.run_incremental(self.spark, config(self.source, self.out))
+        report = refresh.run_incremental(self.spark, config(self.source, self.out))
         assert report.refresh_kind == kind, report.refresh_reason
         assert sorted(report.days_computed) == expect_days, report.refresh_reason
         if not compare:
@@ -220,7 +220,7 @@ def test_append_only_source_stays_incremental_until_rows_change(spark, events, t
     appended = r.refresh([day(0), day(2), day(DAYS)])
     assert "only appended rows" in appended.refresh_reason
     # VACUUM after the refresh read the appends (a VACUUM of them before it would leave nothing
-    # to read: see docs/incremental.md).
+    # to read: see docs/refresh.md).
     with no_retention_check(spark):
         r.sql("VACUUM SRC RETAIN 0 HOURS")
     r.refresh([], compare=False)
@@ -290,7 +290,7 @@ def test_catalog_table_refreshes_by_name_with_path_reads_failing(spark, events, 
         # The guard itself: the old change detection read `<location>/_delta_log/NNN.json` like this.
         with pytest.raises(PermissionError):
             spark.read.json(f"{location}/_delta_log/{0:020d}.json")
-        report = incremental.run_incremental(spark, config(name, out))
+        report = refresh.run_incremental(spark, config(name, out))
         assert (report.refresh_kind, sorted(report.days_computed)) == ("incremental", [day(DAYS)]), report.refresh_reason
         monkeypatch.undo()
         assert_equals_recompute(spark, out, name)

@@ -19,8 +19,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import backfill, demo, incremental, pipeline
+from partner_hunt.commands import backfill, refresh, run
 from partner_hunt.config import config_from_mapping
+from partner_hunt.core import sample
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +64,14 @@ def hunt(spark, source: Path, root: Path, command: str, rerun: bool = False) -> 
     """One of `run`, `backfill` (trailing windows) or `run --incremental`, into `root/<command>`."""
     output = root / command
     if command == "run":
-        pipeline.run(spark, config(source, output, start=D0.isoformat(), end=END.isoformat()))
+        run.run(spark, config(source, output, start=D0.isoformat(), end=END.isoformat()))
     elif command == "backfill":
         # Three trailing two-day windows; all days in one batch, so one commit of partials.
         start = D0 + timedelta(days=DAYS - 3)
         trailing = config(source, output, backfill_trailing_days=2, backfill_batch_days=DAYS)
         backfill.backfill(spark, trailing, start, END.date(), force=rerun)
     else:
-        incremental.run_incremental(spark, config(source, output, end=END.isoformat(), trailing_days=DAYS))
+        refresh.run_incremental(spark, config(source, output, end=END.isoformat(), trailing_days=DAYS))
 
 
 def table(spark, path: Path):
@@ -120,7 +121,7 @@ def assert_same_outputs(spark, actual: Path, expected: Path, command: str, run_l
 def lake(spark, tmp_path_factory):
     """A small seeded source, written once in UTC."""
     source = tmp_path_factory.mktemp("tz_lake") / "message_events"
-    events_df = demo.generate_events(spark, rows=1600, days=DAYS, seed=12, tenants=2, end=END)
+    events_df = sample.generate_events(spark, rows=1600, days=DAYS, seed=12, tenants=2, end=END)
     # Threats on a tenth of the rows, so that every alert rule has something to raise on each day.
     events_df = events_df.withColumn(
         "ThreatTypes", F.when(F.col("ReportId").endswith("7"), F.lit("Phish")).otherwise(F.col("ThreatTypes"))

@@ -10,7 +10,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import alerts, io
+from partner_hunt.core import alerts
+from partner_hunt.store import io
+from partner_hunt.store.locations import TableRef
 
 RESULTS_DDL = (
     "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, "
@@ -157,7 +159,7 @@ def test_ocsf_detection_finding_shape(spark):
 
 @pytest.mark.integration
 def test_alerting_twice_keeps_one_alert_and_its_first_raised_time(spark, tmp_path):
-    ref = io.TableRef(str(tmp_path / "alerts"), True)
+    ref = TableRef(str(tmp_path / "alerts"), True)
     later = datetime(2026, 3, 11, tzinfo=timezone.utc)
     first = alerts.build_alerts(results(spark, ("p.com", 10, 20, 2.0), ("q.com", 5, 15, 3.0)), raised_at=RAISED, run_id="r1")
     second = alerts.build_alerts(results(spark, ("p.com", 10, 25, 2.5)), raised_at=later, run_id="r2")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from partner_hunt.changes import _appends_only, first_line
 from pyspark.sql import Row
+
+from partner_hunt.store.changes import _appends_only, first_line
 
 
 def commit(operation, params=None, metrics=None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chispa import assert_df_equality
 
-from partner_hunt import diff, hunt
-from tests.conftest import event
+from partner_hunt.core import diff
+from tests.conftest import event, hunt_results
 
 DIFF_DDL = (
     "TenantId string, SenderFromDomain string, Status string, KqlOutbound long, KqlInbound long, "
@@ -26,8 +26,8 @@ def test_compare_modes_names_one_sided_domains_and_count_changes(spark, events):
         # Mixed.com is found both ways, but only kql keeps the upper-case spelling.
         event(to=["g@Mixed.com"], owned=False, threats="Spam", sender="z@Mixed.com", msg="i3"),
     )
-    kql_df = hunt.hunt(df, mode="kql")
-    corrected_df = hunt.hunt(df, mode="corrected", normalize_domains=True, count_messages=True)
+    kql_df = hunt_results(df, mode="kql")
+    corrected_df = hunt_results(df, mode="corrected", normalize_domains=True, count_messages=True)
     # By hand: kql finds r.com (2 out, 1 in via recipient f@r.com) and Mixed.com (1, 1);
     # corrected finds p.com (1, 1), q.com (1, 1) and mixed.com (1, 1).
     expected = spark.createDataFrame(

@@ -1,4 +1,4 @@
-"""The evidence drill-down: expected rows are written by hand from the issue's definition."""
+"""The evidence drill-down: expected rows are written by hand from docs/analyst-outputs.md."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ from datetime import date, datetime, timedelta, timezone
 
 from chispa import assert_df_equality
 
-from partner_hunt import evidence, hunt
-from tests.conftest import T0, event
+from partner_hunt.core import evidence
+from partner_hunt.core.options import CountOptions
+from tests.conftest import T0, event, hunt_results
+
+
+def evidence_through_run(events_df, results_df, *, mode="kql", normalize=False, dedupe_edits=False, count_messages=False, sample_size=10, include_senders=False):
+    """The evidence rows `run` writes: `hunt.count_window` with the evidence on, then
+    `evidence.evidence_from_counts` over its per-day rows, as `plan_window` and the outputs step do."""
+    counts_df = hunt.count_window(events_df, CountOptions(mode, normalize, count_messages, dedupe_edits), evidence=True)
+    return evidence.evidence_from_counts(
+        counts_df, results_df, normalize=normalize, count_messages=count_messages, sample_size=sample_size, include_senders=include_senders
+    )
+
 
 RESULTS_DDL = (
     "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, "
@@ -62,7 +73,7 @@ def sample_events(events):
 
 def test_kql_evidence_keys_inbound_threats_by_recipient_domain(spark, events):
     res = results(spark, "kql", ("p.com", 2, 2, 1.0), ("q.com", 1, 1, 1.0))
-    actual = evidence.evidence_from_events(sample_events(events), res, mode="kql")
+    actual = evidence_through_run(sample_events(events), res, mode="kql")
     # p.com's "inbound threats" were sent by evil.com to recipients at p.com: the published query's quirk.
     check(
         actual,
@@ -99,7 +110,7 @@ def test_corrected_evidence_keys_inbound_by_sender_with_bounded_sample_and_addre
         event(to=["x@contoso.com"], owned=False, threats="Phish", sender="a@evil.com", msg="i2", ts=T1, report="r-i2b"),
     )
     res = results(spark, "corrected", ("evil.com", 1, 3, 3.0))
-    actual = evidence.evidence_from_events(
+    actual = evidence_through_run(
         df, res, mode="corrected", count_messages=True, sample_size=2, include_senders=True
     )
     check(
@@ -128,7 +139,7 @@ def test_domains_missing_from_results_get_no_evidence_and_unknown_senders_are_nu
     # gone.com stands for a results row the events do not back (results from another run): it keeps
     # its evidence row, with every detail null rather than empty.
     res = results(spark, "kql", ("p.com", 1, 1, 1.0), ("gone.com", 1, 1, 1.0))
-    actual = evidence.evidence_from_events(df, res, mode="kql")
+    actual = evidence_through_run(df, res, mode="kql")
     check(
         actual,
         expected(
@@ -143,7 +154,7 @@ def test_domains_missing_from_results_get_no_evidence_and_unknown_senders_are_nu
 def test_daily_counts_add_up_to_the_hunts_counts(spark, events):
     df = sample_events(events)
     for mode in ("kql", "corrected"):
-        hunted = hunt.hunt(df, mode=mode).collect()
+        hunted = hunt_results(df, mode=mode).collect()
         res = results(
             spark,
             mode,
@@ -154,6 +165,6 @@ def test_daily_counts_add_up_to_the_hunts_counts(spark, events):
                 sum(d.OutboundTeamsMessages for d in r.DailyCounts),
                 sum(d.IncomingTeamsMessagesWithThreats for d in r.DailyCounts),
             )
-            for r in evidence.evidence_from_events(df, res, mode=mode).collect()
+            for r in evidence_through_run(df, res, mode=mode).collect()
         }
         assert got == {r.SenderFromDomain: (r.OutboundTeamsMessages, r.IncomingTeamsMessagesWithThreats) for r in hunted}

@@ -8,7 +8,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from partner_hunt import export
+from partner_hunt.commands import export
+from partner_hunt.store.locations import TableRef
 
 WINDOW = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 31, tzinfo=timezone.utc))
 
@@ -118,9 +119,9 @@ def test_defender_and_teams_need_one_tenant():
 
 
 def test_export_reads_the_tables_and_reports_what_it_left_out(spark, tmp_path, caplog):
-    from partner_hunt import io
     from partner_hunt.config import config_from_mapping
-    from partner_hunt.tables import RESULTS_DDL
+    from partner_hunt.core.tables import RESULTS_DDL
+    from partner_hunt.store import io
 
     out = tmp_path / "lake" / "results"
     config = config_from_mapping({"output": str(out)})
@@ -130,7 +131,7 @@ def test_export_reads_the_tables_and_reports_what_it_left_out(spark, tmp_path, c
         ("t1", "b.com", 10, 3, 0.3, WINDOW[0], WINDOW[1], "kql", "r1", WINDOW[1]),
         ("t1", "old.com", 10, 50, 5.0, older, WINDOW[0], "kql", "r0", WINDOW[0]),
     ]
-    io.append(spark.createDataFrame(rows, RESULTS_DDL), io.TableRef(str(out), True))
+    io.append(spark.createDataFrame(rows, RESULTS_DDL), TableRef(str(out), True))
     with caplog.at_level(logging.WARNING, logger="partner_hunt"):
         summary = export.export(
             spark, config, "defender-indicators", tmp_path / "ind.csv", limit=1, now=datetime(2026, 4, 1, tzinfo=timezone.utc)

@@ -1,6 +1,11 @@
 """KQL parity of the core, one edge case per test; expected rows are derived by hand from
-docs/kql-parity.md, never from the code under test. Every test goes through `hunt.hunt`, which is
-`hunt.count_domains` then `hunt.finish_results`: the functions `run` and the partials call."""
+docs/kql-parity.md, never from the code under test.
+
+Every parity test runs three times, through each path that ships (the `hunted` fixture):
+`run` with the evidence on (`hunt.count_window` per day with the evidence's rows, then
+`hunt.window_results`), `run` with the evidence off (per domain), and the daily partials of
+`backfill` and `run --incremental` (`hunt.count_days`, `partials.with_markers`, `partials.rollup`,
+then `hunt.window_results`). The same functions, in the same order, as the commands call them."""
 
 from __future__ import annotations
 
@@ -10,13 +15,50 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import hunt, quality
-from partner_hunt.tables import RESULTS_DDL, columns
+from partner_hunt.core import hunt, partials, quality
+from partner_hunt.core.options import CountOptions, FinishOptions
+from partner_hunt.core.tables import RESULTS_DDL, columns
 from tests.conftest import T0, event
 
 # The hunt's own columns: the head of the results table's DDL.
 RESULT_DDL = ", ".join(RESULTS_DDL.split(", ")[:5])
 assert columns(RESULT_DDL) == hunt.RESULT_COLUMNS
+
+
+PATHS = ("run, evidence on", "run, evidence off", "daily partials")
+
+
+@pytest.fixture(params=PATHS)
+def hunted(request):
+    """The hunt through one shipped path: `(events_df, **settings) -> result rows`."""
+
+    def through(
+        events_df,
+        *,
+        mode="kql",
+        normalize_domains=False,
+        count_messages=False,
+        dedupe_edits=False,
+        exclude_domains=(),
+        tenant_exclude=None,
+        include_ratio=True,
+    ):
+        options = CountOptions(mode, normalize_domains, count_messages, dedupe_edits)
+        finish = FinishOptions(
+            tuple(exclude_domains), {t: tuple(d) for t, d in (tenant_exclude or {}).items()}, normalize_domains, include_ratio
+        )
+        if request.param == "daily partials":
+            first, end = (T0 - timedelta(days=3)).date(), (T0 + timedelta(days=3)).date()
+            counts_df = (
+                hunt.count_days(events_df, options)
+                .transform(partials.with_markers, options.variant, mode, partials.days_between(first, end))
+                .transform(partials.rollup, options.variant, first, end)
+            )
+        else:
+            counts_df = hunt.count_window(events_df, options, evidence=request.param == "run, evidence on")
+        return hunt.window_results(counts_df, finish)
+
+    return through
 
 
 def expect(spark, *rows):
@@ -37,7 +79,7 @@ def inbound(*to, threats="Phish", **kw):
     return event(to=list(to), owned=False, threats=threats, **kw)
 
 
-def test_counts_message_times_recipient_rows_per_domain(spark, events):
+def test_counts_message_times_recipient_rows_per_domain(spark, events, hunted):
     df = events(
         out("a@p.com", "b@p.com", "c@q.com", msg="o1"),
         out("d@p.com", msg="o2"),
@@ -45,19 +87,19 @@ def test_counts_message_times_recipient_rows_per_domain(spark, events):
         inbound("z@q.com", msg="i2"),
     )
     # p.com: 3 outbound rows, 2 inbound rows; q.com: 1 and 1.
-    check(hunt.hunt(df), expect(spark, ("p.com", 3, 2, 0.67), ("q.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("p.com", 3, 2, 0.67), ("q.com", 1, 1, 1.0)))
 
 
-def test_null_recipient_details_is_one_row_with_empty_domain(spark, events):
+def test_null_recipient_details_is_one_row_with_empty_domain(spark, events, hunted):
     df = events(
         event(to=None, owned=True, msg="o1"),
         event(to=None, owned=False, threats="Phish", msg="i1"),
         event(to=None, owned=False, threats="Phish", msg="i2"),
     )
-    check(hunt.hunt(df), expect(spark, ("", 1, 2, 2.0)))
+    check(hunted(df), expect(spark, ("", 1, 2, 2.0)))
 
 
-def test_empty_recipient_details_produces_no_row(spark, events):
+def test_empty_recipient_details_produces_no_row(spark, events, hunted):
     df = events(
         event(to=[], owned=True, msg="o1"),
         event(to=[], owned=False, threats="Phish", msg="i1"),
@@ -65,10 +107,10 @@ def test_empty_recipient_details_produces_no_row(spark, events):
         inbound("b@p.com", msg="i2"),
     )
     # Had [] behaved like null, an ("", 1, 1) row would appear.
-    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("p.com", 1, 1, 1.0)))
 
 
-def test_addresses_without_at_or_with_several(spark, events):
+def test_addresses_without_at_or_with_several(spark, events, hunted):
     df = events(
         out("nobody", "", None, "user@", msg="o1"),  # four rows in the "" group
         out("a@b@c.com", "@x.com", msg="o2"),  # domains b and x.com
@@ -77,22 +119,22 @@ def test_addresses_without_at_or_with_several(spark, events):
         inbound("c.com@c.com", msg="i3"),  # c.com has no outbound
     )
     check(
-        hunt.hunt(df),
+        hunted(df),
         expect(spark, ("", 4, 1, 0.25), ("b", 1, 1, 1.0), ("x.com", 1, 1, 1.0)),
     )
 
 
-def test_domains_are_case_and_space_sensitive(spark, events):
+def test_domains_are_case_and_space_sensitive(spark, events, hunted):
     df = events(
         out("a@Fabrikam.COM", "b@fabrikam.com", "c@ fabrikam.com", msg="o1"),
         inbound("x@fabrikam.com", msg="i1"),
         inbound("y@ fabrikam.com", msg="i2"),
         inbound("z@FABRIKAM.COM", msg="i3"),
     )
-    check(hunt.hunt(df), expect(spark, ("fabrikam.com", 1, 1, 1.0), (" fabrikam.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("fabrikam.com", 1, 1, 1.0), (" fabrikam.com", 1, 1, 1.0)))
 
 
-def test_null_flags_put_the_row_on_neither_side(spark, events):
+def test_null_flags_put_the_row_on_neither_side(spark, events, hunted):
     df = events(
         out("a@p.com", msg="o1"),
         event(to=["b@p.com"], owned=None, msg="o2"),
@@ -102,10 +144,10 @@ def test_null_flags_put_the_row_on_neither_side(spark, events):
         event(to=["y@p.com"], owned=None, threats="Phish", msg="i2"),
         event(to=["z@p.com"], external=None, owned=False, threats="Phish", msg="i3"),
     )
-    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("p.com", 1, 1, 1.0)))
 
 
-def test_threat_types_empty_null_and_lone_space(spark, events):
+def test_threat_types_empty_null_and_lone_space(spark, events, hunted):
     df = events(
         out("a@p.com", msg="o1"),
         inbound("x@p.com", threats="", msg="i1"),
@@ -113,56 +155,59 @@ def test_threat_types_empty_null_and_lone_space(spark, events):
         inbound("x@p.com", threats=" ", msg="i3"),  # a space is not empty: a threat
         inbound("x@p.com", threats="Spam", msg="i4"),
     )
-    check(hunt.hunt(df), expect(spark, ("p.com", 1, 2, 2.0)))
+    check(hunted(df), expect(spark, ("p.com", 1, 2, 2.0)))
 
 
-def test_inner_join_drops_one_sided_domains(spark, events):
+def test_inner_join_drops_one_sided_domains(spark, events, hunted):
     df = events(
         out("a@only-out.com", msg="o1"),
         inbound("x@only-in.com", msg="i1"),
         event(to=["y@clean.com"], owned=False, threats="", msg="i2"),
         out("b@clean.com", msg="o2"),
     )
-    check(hunt.hunt(df), expect(spark))
+    check(hunted(df), expect(spark))
 
 
-def test_owned_thread_threats_count_only_as_outbound(spark, events):
+def test_owned_thread_threats_count_only_as_outbound(spark, events, hunted):
     df = events(
         event(to=["a@p.com"], owned=True, threats="Phish", msg="o1"),
         inbound("x@p.com", msg="i1"),
     )
-    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("p.com", 1, 1, 1.0)))
 
 
-@pytest.mark.parametrize(
-    "outbound,inbound_count,ratio",
-    # 1/8 = 0.125 exactly: 12.5 rounds away from zero. 29/200 is 0.14499999999999999 as a double:
-    # scaled, 14.499999999999998, which rounds to 0.14 (Kusto divides in double precision first).
-    [(8, 1, 0.13), (200, 29, 0.14), (3, 1, 0.33), (3, 2, 0.67), (1, 3, 3.0), (400, 1, 0.0), (200, 1, 0.01)],
-)
-def test_ratio_rounds_the_scaled_double_half_away_from_zero(spark, events, outbound, inbound_count, ratio):
-    rows = [out(*[f"u{i}@p.com" for i in range(outbound)], msg="o1")]
-    rows += [inbound("x@p.com", msg=f"i{i}") for i in range(inbound_count)]
-    check(hunt.hunt(events(*rows)), expect(spark, ("p.com", outbound, inbound_count, ratio)))
+# (outbound rows, inbound threats, Kusto's ratio). 1/8 = 0.125 exactly: 12.5 rounds away from
+# zero. 29/200 is 0.14499999999999999 as a double: scaled, 14.499999999999998, which rounds to 0.14
+# (Kusto divides in double precision first).
+RATIOS = [(8, 1, 0.13), (200, 29, 0.14), (3, 1, 0.33), (3, 2, 0.67), (1, 3, 3.0), (400, 1, 0.0), (200, 1, 0.01)]
 
 
-def test_ratio_can_be_left_out(spark, events):
+def test_ratio_rounds_the_scaled_double_half_away_from_zero(spark, events, hunted):
+    rows = []
+    for n, (outbound, inbound_count, _) in enumerate(RATIOS):
+        rows.append(out(*[f"u{i}@p{n}.com" for i in range(outbound)], msg=f"o{n}"))
+        rows += [inbound(f"x@p{n}.com", msg=f"i{n}-{i}") for i in range(inbound_count)]
+    expected = [(f"p{n}.com", o, i, ratio) for n, (o, i, ratio) in enumerate(RATIOS)]
+    check(hunted(events(*rows)), expect(spark, *expected))
+
+
+def test_ratio_can_be_left_out(spark, events, hunted):
     df = events(out("a@p.com", msg="o1"), inbound("x@p.com", msg="i1"))
-    check(hunt.hunt(df, include_ratio=False), expect(spark, ("p.com", 1, 1, None)))
+    check(hunted(df, include_ratio=False), expect(spark, ("p.com", 1, 1, None)))
 
 
-def test_exclude_domains_is_exact_in_kql_mode(spark, events):
+def test_exclude_domains_is_exact_in_kql_mode(spark, events, hunted):
     df = events(
         out("a@contoso.com", "b@Contoso.com", "c@p.com", msg="o1"),
         inbound("x@contoso.com", "y@Contoso.com", "z@p.com", msg="i1"),
     )
     check(
-        hunt.hunt(df, exclude_domains=["contoso.com"]),
+        hunted(df, exclude_domains=["contoso.com"]),
         expect(spark, ("Contoso.com", 1, 1, 1.0), ("p.com", 1, 1, 1.0)),
     )
 
 
-def test_window_is_half_open(spark, events):
+def test_window_is_half_open(spark, events, hunted):
     start, end = T0, T0 + timedelta(days=1)
     df = events(
         out("a@p.com", msg="o1", ts=start),
@@ -173,10 +218,10 @@ def test_window_is_half_open(spark, events):
         inbound("y@p.com", msg="i2", ts=start + timedelta(hours=1)),
     )
     windowed = df.transform(quality.filter_canonical_window, start, end)
-    check(hunt.hunt(windowed), expect(spark, ("p.com", 2, 1, 0.5)))
+    check(hunted(windowed), expect(spark, ("p.com", 2, 1, 0.5)))
 
 
-def test_tenant_exclusions_drop_a_domain_for_that_tenant_only(spark, events):
+def test_tenant_exclusions_drop_a_domain_for_that_tenant_only(spark, events, hunted):
     df = events(
         out("a@t1.com", "b@p.com", msg="o1", tenant="t1"),
         inbound("x@t1.com", "y@p.com", msg="i1", tenant="t1"),
@@ -186,22 +231,22 @@ def test_tenant_exclusions_drop_a_domain_for_that_tenant_only(spark, events):
     expected = spark.createDataFrame(
         [("t1", "p.com", 1, 1, 1.0), ("t2", "t1.com", 1, 1, 1.0)], RESULT_DDL
     )
-    check(hunt.hunt(df, tenant_exclude={"t1": ["t1.com"]}), expected)
+    check(hunted(df, tenant_exclude={"t1": ["t1.com"]}), expected)
     # Normalised like the domains when normalisation is on.
-    check(hunt.hunt(df, normalize_domains=True, tenant_exclude={"t1": [" T1.COM."]}), expected)
+    check(hunted(df, normalize_domains=True, tenant_exclude={"t1": [" T1.COM."]}), expected)
 
 
-def test_tenants_are_counted_separately(spark, events):
+def test_tenants_are_counted_separately(spark, events, hunted):
     df = events(
         out("a@p.com", msg="o1", tenant="t1"),
         inbound("x@p.com", msg="i1", tenant="t1"),
         out("a@p.com", msg="o2", tenant="t2"),
         inbound("x@p.com", msg="i2", tenant="t3"),
     )
-    check(hunt.hunt(df), expect(spark, ("p.com", 1, 1, 1.0)))
+    check(hunted(df), expect(spark, ("p.com", 1, 1, 1.0)))
 
 
-def test_corrected_mode_takes_inbound_domain_from_sender(spark, events):
+def test_corrected_mode_takes_inbound_domain_from_sender(spark, events, hunted):
     df = events(
         out("a@Partner.com", "b@partner.com ", msg="o1"),
         out("c@partner.com", msg="o2"),
@@ -212,35 +257,35 @@ def test_corrected_mode_takes_inbound_domain_from_sender(spark, events):
     )
     # Distinct messages: partner.com has o1, o2 outbound (o1 once despite two recipients).
     check(
-        hunt.hunt(df, mode="corrected", normalize_domains=True, count_messages=True),
+        hunted(df, mode="corrected", normalize_domains=True, count_messages=True),
         expect(spark, ("partner.com", 2, 2, 1.0)),
     )
     # The same data in kql mode reports our own domain instead.
-    check(hunt.hunt(df), expect(spark, ("contoso.com", 1, 3, 3.0)))
+    check(hunted(df), expect(spark, ("contoso.com", 1, 3, 3.0)))
 
 
-def test_corrected_mode_switches_can_be_turned_off(spark, events):
+def test_corrected_mode_switches_can_be_turned_off(spark, events, hunted):
     df = events(
         out("a@partner.com", "b@partner.com", msg="o1"),
         inbound("me@contoso.com", sender="evil@Partner.com", msg="i1"),
         inbound("me@contoso.com", sender="evil@partner.com", msg="i2"),
     )
     check(
-        hunt.hunt(df, mode="corrected", normalize_domains=False, count_messages=False),
+        hunted(df, mode="corrected", normalize_domains=False, count_messages=False),
         expect(spark, ("partner.com", 2, 1, 0.5)),
     )
 
 
-def test_count_messages_counts_distinct_messages(spark, events):
+def test_count_messages_counts_distinct_messages(spark, events, hunted):
     df = events(
         out("a@p.com", "b@p.com", msg="o1"),
         out("c@p.com", msg="o1"),  # an edit re-emitted with the same id
         inbound("x@p.com", "y@p.com", msg="i1"),
     )
-    check(hunt.hunt(df, count_messages=True), expect(spark, ("p.com", 1, 1, 1.0)))
+    check(hunted(df, count_messages=True), expect(spark, ("p.com", 1, 1, 1.0)))
 
 
-def test_latest_edit_is_kept(spark, events):
+def test_latest_edit_is_kept(spark, events, hunted):
     later = T0 + timedelta(minutes=5)
     df = events(
         out("a@p.com", msg="o1", report="r1"),
@@ -250,8 +295,8 @@ def test_latest_edit_is_kept(spark, events):
         inbound("y@q.com", msg="i2"),
     )
     # Only r2, the later version of o1, counts: p.com once, q.com from r2 and o2.
-    check(hunt.hunt(df, dedupe_edits=True), expect(spark, ("p.com", 1, 1, 1.0), ("q.com", 2, 1, 0.5)))
-    check(hunt.hunt(df), expect(spark, ("p.com", 2, 1, 0.5), ("q.com", 2, 1, 0.5)))
+    check(hunted(df, dedupe_edits=True), expect(spark, ("p.com", 1, 1, 1.0), ("q.com", 2, 1, 0.5)))
+    check(hunted(df), expect(spark, ("p.com", 2, 1, 0.5), ("q.com", 2, 1, 0.5)))
 
 
 def test_quarantined_rows_are_read_and_counted_but_never_hunted(spark, events):
@@ -273,25 +318,25 @@ def test_quarantined_rows_are_read_and_counted_but_never_hunted(spark, events):
     check(counts, expected)
 
 
-def test_sort_is_descending_with_domain_tie_break(spark, events):
+def test_sort_is_descending_with_domain_tie_break(spark, events, hunted):
     df = events(
         out("a@b.com", "b@b.com", msg="o1"),
         out("a@a.com", "b@a.com", msg="o2"),
         out("a@c.com", "b@c.com", "c@c.com", msg="o3"),
         inbound("x@a.com", "x@b.com", "x@c.com", msg="i1"),
     )
-    rows = hunt.sort_results(hunt.hunt(df)).collect()
+    rows = hunt.sort_results(hunted(df)).collect()
     assert [(r.SenderFromDomain, r.OutboundTeamsMessages) for r in rows] == [("c.com", 3), ("a.com", 2), ("b.com", 2)]
 
 
-def test_no_ansi_error_on_odd_input(spark, events):
+def test_no_ansi_error_on_odd_input(spark, events, hunted):
     odd_time = datetime(2026, 3, 1, tzinfo=timezone.utc)
     df = events(
         out("", "@", "@@", "a@", msg="o1", ts=odd_time),
         inbound("@", "", msg="i1", ts=odd_time),
     )
     # "" from "", "a@"; "" from "@" (split gives ["", ""]), and "" from "@@": all the "" group.
-    check(hunt.hunt(df), expect(spark, ("", 4, 2, 0.5)))
+    check(hunted(df), expect(spark, ("", 4, 2, 0.5)))
 
 
 def test_accounting_explode_keeps_one_row_for_every_row_that_yields_no_domain(spark, events):

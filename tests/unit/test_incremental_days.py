@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from partner_hunt.commands.refresh import days_to_compute, refresh_window
 from partner_hunt.config import config_from_mapping
-from partner_hunt.incremental import days_to_compute, refresh_window
 
 D = [date(2026, 3, d) for d in range(1, 8)]
 
@@ -29,6 +29,6 @@ def test_nothing_changed_and_nothing_missing_recomputes_nothing():
 def test_the_window_ends_at_the_next_utc_midnight_or_at_hunt_end():
     config = config_from_mapping({"hunt": {"trailing_days": 3}})
     late_evening = datetime(2026, 3, 4, 23, 30, tzinfo=timezone.utc)
-    assert refresh_window(config, late_evening) == (date(2026, 3, 2), date(2026, 3, 5))
+    assert refresh_window(config.hunt, late_evening) == (date(2026, 3, 2), date(2026, 3, 5))
     fixed = config_from_mapping({"hunt": {"trailing_days": 3, "end": "2026-03-10"}})
-    assert refresh_window(fixed, late_evening) == (date(2026, 3, 7), date(2026, 3, 10))
+    assert refresh_window(fixed.hunt, late_evening) == (date(2026, 3, 7), date(2026, 3, 10))

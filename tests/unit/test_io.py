@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from partner_hunt import io
 from partner_hunt.config import config_from_mapping
-from partner_hunt.io import TableFormatError, TableRef, equality_predicate, in_predicate
-from partner_hunt.outputs import jsonl_location
+from partner_hunt.store import io
+from partner_hunt.store.locations import Locations, TableFormatError, TableRef, folder_location, has_delta_log, is_local_folder
+from partner_hunt.store.predicates import equality_predicate, in_predicate
 
 
 @pytest.mark.parametrize(
@@ -88,17 +88,18 @@ def test_state_tables_sit_beside_the_output():
     ],
 )
 def test_folders_are_kept_as_spark_reads_them(text, expected):
-    assert io.folder_location(text) == expected
+    assert folder_location(text) == expected
 
 
 def test_alert_json_lines_can_go_to_a_volume():
-    catalog_output = TableRef.parse("main.sec.results")
-    volume = config_from_mapping({"alerts": {"jsonl": "/Volumes/cat/sch/vol/alerts/"}})
-    assert jsonl_location(volume, catalog_output) == "/Volumes/cat/sch/vol/alerts"
-    dbfs = config_from_mapping({"alerts": {"jsonl": "dbfs:/alerts"}})
-    assert jsonl_location(dbfs, catalog_output) == "dbfs:/alerts"
-    assert jsonl_location(config_from_mapping({}), catalog_output) is None
-    assert jsonl_location(config_from_mapping({}), TableRef.parse("/mnt/lake/results")) == "/mnt/lake/results_alerts_jsonl"
+    def jsonl(data):
+        return Locations.from_config(config_from_mapping(data)).alerts_jsonl
+
+    catalog = {"output": "main.sec.results"}
+    assert jsonl({**catalog, "alerts": {"jsonl": "/Volumes/cat/sch/vol/alerts/"}}) == "/Volumes/cat/sch/vol/alerts"
+    assert jsonl({**catalog, "alerts": {"jsonl": "dbfs:/alerts"}}) == "dbfs:/alerts"
+    assert jsonl(catalog) is None
+    assert jsonl({"output": "/mnt/lake/results"}) == "/mnt/lake/results_alerts_jsonl"
 
 
 class _FakeConf:
@@ -153,17 +154,17 @@ def no_local_disk(monkeypatch):
 def test_remote_tables_are_checked_by_spark_not_on_this_disk(no_local_disk, location):
     spark = _FakeSpark(master="local[*, 4]")
     ref = TableRef.parse(location)
-    assert not io.is_local_folder(spark, ref.location)
+    assert not is_local_folder(spark, ref.location)
     assert io.table_exists(spark, ref) is True
     assert spark.statements == [f"DESCRIBE DETAIL delta.`{location}`"]
 
 
 def test_plain_paths_are_local_only_on_a_local_master(monkeypatch):
-    assert io.is_local_folder(_FakeSpark("local[2]"), "/data/events")
-    assert not io.is_local_folder(_FakeSpark("spark://host:7077"), "/data/events")
-    assert not io.is_local_folder(_FakeSpark("yarn"), "/data/events")
+    assert is_local_folder(_FakeSpark("local[2]"), "/data/events")
+    assert not is_local_folder(_FakeSpark("spark://host:7077"), "/data/events")
+    assert not is_local_folder(_FakeSpark("yarn"), "/data/events")
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
-    assert not io.is_local_folder(_FakeSpark("local[*, 4]"), "/tmp/events")
+    assert not is_local_folder(_FakeSpark("local[*, 4]"), "/tmp/events")
 
 
 def test_a_local_table_exists_only_once_a_version_is_committed(tmp_path):
@@ -181,7 +182,7 @@ def test_a_local_table_exists_only_once_a_version_is_committed(tmp_path):
     assert spark.statements == []
     (log / "00000000000000000000.json").unlink()
     (log / "00000000000000000010.checkpoint.parquet").write_text("")
-    assert io.has_delta_log(str(tmp_path / "t"))
+    assert has_delta_log(str(tmp_path / "t"))
 
 
 def test_predicates_render_typed_values():

@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 from chispa import assert_df_equality
 
-from partner_hunt import owndomains
 from partner_hunt.config import ConfigError, config_from_mapping
+from partner_hunt.core import own_domains
+from partner_hunt.core.options import FinishOptions
 from tests.conftest import event
 
 
 def derived(spark, events_df, min_share=0.2, normalize=False):
-    return owndomains.derive_own_domains(events_df, min_share=min_share, normalize=normalize)
+    return own_domains.derive_own_domains(events_df, min_share=min_share, normalize=normalize)
 
 
 def expect(spark, *rows):
-    return spark.createDataFrame(list(rows), owndomains.OWN_DOMAINS_DDL)
+    return spark.createDataFrame(list(rows), own_domains.OWN_DOMAINS_DDL)
 
 
 def test_senders_of_owned_threads_and_recipients_of_inbound_messages(spark, events):
@@ -81,8 +82,9 @@ def test_mapping_and_merge_keep_configured_domains_first():
     from pyspark.sql import Row
 
     rows = [Row(TenantId="t1", Domain="b.com"), Row(TenantId="t1", Domain="a.com"), Row(TenantId="t2", Domain="c.org")]
-    assert owndomains.as_mapping(rows) == {"t1": ["a.com", "b.com"], "t2": ["c.org"]}
-    assert owndomains.merged_exclusions({"t1": ("x.com", "a.com")}, {"t1": ["a.com", "b.com"], "t2": ["c.org"]}) == {
+    assert own_domains.as_mapping(rows) == {"t1": ["a.com", "b.com"], "t2": ["c.org"]}
+    configured = FinishOptions(tenant_exclude={"t1": ("x.com", "a.com")})
+    assert configured.with_tenant_domains({"t1": ["a.com", "b.com"], "t2": ["c.org"]}).tenant_exclude == {
         "t1": ("x.com", "a.com", "b.com"),
         "t2": ("c.org",),
     }

@@ -8,8 +8,9 @@ from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partner_hunt import hunt, partials, quality
-from tests.conftest import event
+from partner_hunt.core import hunt, partials, quality
+from partner_hunt.core.options import CountOptions
+from tests.conftest import event, hunt_results
 
 BASE = date(2026, 3, 1)
 RESULT_DDL = (
@@ -20,7 +21,7 @@ RESULT_DDL = (
 
 def daily_partials(events_df, mode, normalize, count_messages, dedupe, days):
     """The partials rows of `days`, through the calls `backfill.compute_days` makes."""
-    key = partials.variant(mode, normalize, count_messages, dedupe)
+    key = CountOptions(mode, normalize, count_messages, dedupe).variant
     counts_df = hunt.count_domains(
         events_df, mode=mode, normalize=normalize, count_messages=count_messages, dedupe_edits=dedupe, by_day=True
     )
@@ -29,7 +30,7 @@ def daily_partials(events_df, mode, normalize, count_messages, dedupe, days):
 
 def via_partials(events_df, start, end, mode="kql", normalize=False, count_messages=False, dedupe=False, exclude=()):
     """A window rolled up from daily partials, as `backfill.write_window_reports` does it."""
-    key = partials.variant(mode, normalize, count_messages, dedupe)
+    key = CountOptions(mode, normalize, count_messages, dedupe).variant
     days = partials.days_between(BASE - timedelta(days=1), BASE + timedelta(days=8))
     daily = daily_partials(events_df, mode, normalize, count_messages, dedupe, days)
     return partials.rollup(daily, key, start, end).transform(
@@ -60,7 +61,7 @@ def test_daily_partials_have_one_marker_per_day_and_first_last_seen(spark, event
         event(to=["a@p.com", "b@p.com"], owned=True, msg="o1", ts=t),
         event(to=["c@p.com"], owned=True, msg="o2", ts=t + timedelta(hours=3)),
     )
-    key = partials.variant("kql", False, False, False)
+    key = CountOptions("kql", False, False, False).variant
     daily = daily_partials(df, "kql", False, False, False, [BASE, BASE + timedelta(days=1)])
     expected = spark.createDataFrame(
         [
@@ -109,7 +110,7 @@ def test_property_any_window_from_partials_equals_direct(spark, events, rows, wi
         ]
     )
     start, end = BASE + timedelta(days=window[0]), BASE + timedelta(days=window[1])
-    direct = hunt.hunt(
+    direct = hunt_results(
         df.transform(quality.filter_canonical_window, partials.day_start(start), partials.day_start(end)),
         mode=mode, normalize_domains=normalize, count_messages=count_messages, dedupe_edits=dedupe,
         exclude_domains=["contoso.com"],

@@ -9,11 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from partner_hunt import hunt, partials, partners
-from partner_hunt.tables import PARTIALS_DDL, PARTNERS_DDL, columns
+from partner_hunt.core import hunt, partials, partners
+from partner_hunt.core.options import CountOptions
+from partner_hunt.core.tables import PARTIALS_DDL, PARTNERS_DDL, columns
 from tests.conftest import event
 
-VARIANT = partials.variant("kql", False, False, False)
+VARIANT = CountOptions("kql", False, False, False).variant
 D = date(2026, 3, 1)
 # The transform's columns: the table's without the run's own two.
 HISTORY_DDL = ", ".join(PARTNERS_DDL.split(", ")[:-2])

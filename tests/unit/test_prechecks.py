@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from partner_hunt import checks, io
 from partner_hunt.cli import run_cli
 from partner_hunt.config import config_from_mapping
-from partner_hunt.locations import TableRef, is_leftover
+from partner_hunt.store import checks, io
+from partner_hunt.store.locations import Locations, TableRef, is_leftover
 
 
 def fake_delta(folder):
@@ -100,12 +100,15 @@ def test_locations_that_hold_no_table_yet_pass(spark, tmp_path):
     leftover(tmp_path / "out_alerts")  # a killed first write: counts as absent
     fake_delta(tmp_path / "out_partials")
     cfg = config_from_mapping({"source": str(source), "output": str(tmp_path / "out")})
-    assert checks.check_locations(spark, cfg).alerts == TableRef(str(tmp_path / "out_alerts"), True)
+    locations = Locations.from_config(cfg)
+    checks.check_locations(spark, locations)
+    assert locations.alerts == TableRef(str(tmp_path / "out_alerts"), True)
 
 
 def test_backticked_output_names_give_parsable_state_names(spark):
     cfg = config_from_mapping({"source": "/tmp/nowhere/events", "output": "default.`myresults`"})
-    locations = checks.check_locations(spark, cfg, source_must_exist=False)
+    locations = Locations.from_config(cfg)
+    checks.check_locations(spark, locations, source_must_exist=False)
     assert locations.evidence == TableRef("default.`myresults_evidence`", False)
     assert TableRef.parse(locations.run_log.location) == locations.run_log
 
@@ -113,7 +116,7 @@ def test_backticked_output_names_give_parsable_state_names(spark):
 def test_catalog_output_named_like_the_source_is_refused(spark):
     cfg = config_from_mapping({"source": "default.events", "output": "`default`.`EVENTS`"})
     with pytest.raises(checks.PrecheckError, match="is the source table"):
-        checks.check_locations(spark, cfg, source_must_exist=False)
+        checks.check_locations(spark, Locations.from_config(cfg), source_must_exist=False)
 
 
 def test_only_a_killed_first_write_counts_as_leftover(tmp_path):

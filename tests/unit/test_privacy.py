@@ -8,7 +8,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import privacy
+from partner_hunt.core import privacy
 
 
 def token(local: str) -> str:

@@ -13,9 +13,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from partner_hunt import schema
-from partner_hunt.domains import recipient_domains
-from partner_hunt.schema import Requirements, SchemaContractError, check_contract, to_canonical
+from partner_hunt.core import schema
+from partner_hunt.core.domains import address_domain, recipient_addresses
+from partner_hunt.core.schema import Requirements, SchemaContractError, check_contract, to_canonical
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 ADDR = "array<struct<RecipientSmtpAddress:string>>"
@@ -137,8 +137,10 @@ def test_recipients_json_single_object_has_bag_semantics(spark):
         "string",
         ['{"RecipientSmtpAddress":"a@p.com","RecipientType":"To","RecipientDisplayName":"A"}', "{}"],
     )
-    domains_df = to_canonical(source_df).select(
-        "ReportId", F.explode(recipient_domains(F.col("RecipientAddresses"))).alias("Domain")
+    domains_df = (
+        to_canonical(source_df)
+        .select("ReportId", F.explode(recipient_addresses(F.col("RecipientAddresses"))).alias("Address"))
+        .select("ReportId", address_domain(F.col("Address")).alias("Domain"))
     )
     expected = spark.createDataFrame(
         [("r0", "p.com"), ("r0", ""), ("r0", "")], "ReportId string, Domain string"

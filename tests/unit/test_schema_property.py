@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from partner_hunt import hunt, schema
-from partner_hunt.schema import Requirements
+from partner_hunt.core import schema
+from partner_hunt.core.schema import Requirements
+from tests.conftest import hunt_results
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 JUNK = object()  # a value no accepted shape can read
@@ -224,8 +225,8 @@ def test_messy_sources_conserve_rows_and_match_the_tidy_hunt(spark, rows, shape,
     ]
     tidy_df = spark.createDataFrame(tidy_rows, TIDY_DDL)
     both = (
-        canonical_df.transform(lambda df: hunt.hunt(df, **opts)).withColumn("side", F.lit("messy"))
-        .unionByName(hunt.hunt(tidy_df, **opts).withColumn("side", F.lit("tidy")))
+        hunt_results(canonical_df, **opts).withColumn("side", F.lit("messy"))
+        .unionByName(hunt_results(tidy_df, **opts).withColumn("side", F.lit("tidy")))
         .unionByName(
             # One extra row carries the conservation counts, so that one action checks everything.
             used.groupBy().count().crossJoin(bad.groupBy().count().withColumnRenamed("count", "bad"))

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from partner_hunt.session import apply_settings, build_session
+from partner_hunt.store.session import apply_settings, build_session
 
 MODIFIABLE = "spark.sql.shuffle.partitions"
 TIME_ZONE = "spark.sql.session.timeZone"
