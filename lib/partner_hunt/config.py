@@ -3,7 +3,8 @@
 Every section is a frozen dataclass whose fields are the YAML keys. CLI flags are merged into the
 YAML mapping first (flags win), and the merged mapping is validated once, so cross-key rules (an
 end after its start) see the final values. An unknown key or a value of the wrong type fails with
-a `ConfigError` that names the dotted key. YAML is read with YAML 1.2's booleans: only true/false.
+a `ConfigError` that names the dotted key. YAML is read with YAML 1.2's core schema: true/false
+are the only booleans, and numbers have no `_` separators or base-60 forms.
 """
 
 from __future__ import annotations
@@ -277,19 +278,43 @@ def config_from_mapping(data: Any) -> Config:
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2's booleans: `yes`, `no`, `on` and `off` stay strings.
+    """SafeLoader with YAML 1.2's core schema for booleans, integers and floats.
 
-    YAML 1.1 reads `include_ratio: yes` as true and a tenant named `on` as the key True.
+    YAML 1.1 reads `include_ratio: yes` as true, a tenant named `on` as the key True, `top: 1_000`
+    as 1000, `1:30` as 90 (base 60) and `010` as 8 (octal). YAML 1.2 keeps the first four strings,
+    which then fail validation naming their key, and reads `010` as 10.
     """
 
 
+_YAML12_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+# Integers first: every integer also matches the float pattern.
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML12_INT, list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 integer: decimal (a leading zero is no octal), `0o` octal or `0x` hex."""
+    text = str(loader.construct_scalar(node))
+    if not _YAML12_INT.match(text):
+        # Only an explicit `!!int` tag gets here with anything else.
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a YAML 1.2 integer", node.start_mark)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load_mapping(path: str | Path | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -67,7 +68,14 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected a whole number, got {value!r}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            # NaN passes every range check (each comparison is false) and inf is no threshold.
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            return number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
@@ -85,6 +93,9 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         value_hint = args[1] if args else str
         out = {}
         for k, v in value.items():
+            if k is None or not str(k).strip():
+                # A blank key (a tenant id, a Spark setting) names nothing; YAML's null would become "None".
+                raise ConfigError(f"{key}: a key must not be empty, got {k!r}")
             if value_hint is str and isinstance(v, (bool, int, float)):
                 # Spark settings are strings, but YAML users write `8` and `true`.
                 v = str(v).lower() if isinstance(v, bool) else str(v)

@@ -70,3 +70,10 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     assert "Top partner domains" in text, text[:2000]
     assert "SampleTeamsMessageIds" in text, text[:2000]
     assert "Partner history: " in text and "New partners" in text, text[-2000:]
+    # The notebook's own-domain setting (auto, as the demo) keeps the demo organisation's own
+    # domain out of what it shows: the kql results it charts and the partners table.
+    output = lake / "partner_hunt_results"
+    results = io.read_table(spark, TableRef(str(output), True)).collect()
+    assert results and sample.OWN_DOMAIN not in {r.SenderFromDomain for r in results}
+    partners = io.read_table(spark, TableRef(f"{output}_partners", True)).collect()
+    assert partners and sample.OWN_DOMAIN not in {r.Domain for r in partners}

@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from partner_hunt.core import alerts
-from partner_hunt.store import io
+from partner_hunt.store import io, jsonl
 from partner_hunt.store.locations import TableRef
 
 RESULTS_DDL = (
@@ -183,7 +183,7 @@ def test_alerting_twice_keeps_one_alert_and_its_first_raised_time(spark, tmp_pat
 
     out = tmp_path / "alerts_jsonl"
     for _ in range(2):
-        io.write_jsonl(
+        jsonl.write_jsonl(
             alerts.to_ocsf(io.read_table(spark, ref)).withColumn("window", F.lit("w1")), str(out), ["window"]
         )
     lines = [line for f in sorted(out.glob("window=w1/*.json")) for line in f.read_text().splitlines() if line]

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from chispa import assert_df_equality
 
-from partner_hunt.core import evidence
+from partner_hunt.core import evidence, hunt
 from partner_hunt.core.options import CountOptions
 from tests.conftest import T0, event, hunt_results
 

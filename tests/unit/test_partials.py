@@ -8,7 +8,7 @@ from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partner_hunt.core import hunt, partials, quality
+from partner_hunt.core import hunt, own_domains, partials, quality
 from partner_hunt.core.options import CountOptions
 from tests.conftest import event, hunt_results
 
@@ -65,14 +65,61 @@ def test_daily_partials_have_one_marker_per_day_and_first_last_seen(spark, event
     daily = daily_partials(df, "kql", False, False, False, [BASE, BASE + timedelta(days=1)])
     expected = spark.createDataFrame(
         [
-            ("t1", BASE, key, "kql", "p.com", 3, 0, t, t + timedelta(hours=3)),
-            (None, BASE, key, "kql", None, 0, 0, None, None),
-            (None, BASE + timedelta(days=1), key, "kql", None, 0, 0, None, None),
+            ("t1", BASE, key, "kql", "p.com", 3, 0, t, t + timedelta(hours=3), None),
+            (None, BASE, key, "kql", None, 0, 0, None, None, None),
+            (None, BASE + timedelta(days=1), key, "kql", None, 0, 0, None, None, None),
         ],
-        "TenantId string, Day date, Variant string, Mode string, Domain string, OutboundTeamsMessages long, "
-        "IncomingTeamsMessagesWithThreats long, FirstSeen timestamp, LastSeen timestamp",
+        DAILY_DDL,
     )
     assert_df_equality(daily, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+DAILY_DDL = (
+    "TenantId string, Day date, Variant string, Mode string, Domain string, OutboundTeamsMessages long, "
+    "IncomingTeamsMessagesWithThreats long, FirstSeen timestamp, LastSeen timestamp, OwnDomainEvidence long"
+)
+
+
+def test_own_domain_evidence_rides_with_the_day_and_rolls_up_to_the_window_share(spark, events):
+    """A domain named only as own-domain evidence gets a zero-count row; each tenant's day gets a
+    total row (TenantId set, Domain null); summed over days they give each tenant's own domains."""
+    day1, day2 = datetime(2026, 3, 1, 8, tzinfo=timezone.utc), datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
+    df = events(
+        # Day 1: our user at contoso.com writes to p.com (evidence: the sender, contoso.com).
+        event(to=["a@p.com"], owned=True, sender="me@contoso.com", msg="o1", ts=day1),
+        # An inbound threat from p.com to two of our users (evidence: contoso.com, once).
+        event(to=["x@contoso.com", "y@contoso.com"], owned=False, threats="Phish", sender="e@p.com", msg="i1", ts=day1),
+        # Day 2: a group chat names p.com beside us (evidence: contoso.com and p.com).
+        event(to=["z@contoso.com", "b@p.com"], owned=False, threats="", sender="f@p.com", msg="i2", ts=day2),
+    )
+    key = CountOptions("kql", False, False, False).variant
+    own_df = own_domains.evidence_counts(df, normalize=False, by_day=True)
+    counts_df = hunt.count_days(df, CountOptions())
+    daily = counts_df.transform(partials.with_markers, key, "kql", [BASE, BASE + timedelta(days=1)], own_df)
+    d2 = BASE + timedelta(days=1)
+    expected = spark.createDataFrame(
+        [
+            # kql mode: p.com outbound (o1); inbound i1 counted under its recipients, contoso.com.
+            ("t1", BASE, key, "kql", "p.com", 1, 0, day1, day1, None),
+            ("t1", BASE, key, "kql", "contoso.com", 0, 2, day1, day1, 2),
+            ("t1", BASE, key, "kql", None, 0, 0, None, None, 2),
+            ("t1", d2, key, "kql", "contoso.com", 0, 0, None, None, 1),
+            ("t1", d2, key, "kql", "p.com", 0, 0, None, None, 1),
+            ("t1", d2, key, "kql", None, 0, 0, None, None, 1),
+            (None, BASE, key, "kql", None, 0, 0, None, None, None),
+            (None, d2, key, "kql", None, 0, 0, None, None, None),
+        ],
+        DAILY_DDL,
+    )
+    assert_df_equality(daily, expected, ignore_row_order=True, ignore_nullable=True)
+    # Over both days: contoso.com is named by 3 of 3 pieces, p.com by 1 of 3 (below 0.5).
+    shares = own_domains.own_domains_from_counts(daily, min_share=0.5)
+    assert_df_equality(
+        shares,
+        spark.createDataFrame([("t1", "contoso.com", 1.0)], own_domains.OWN_DOMAINS_DDL),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 ADDRESSES = st.sampled_from(

@@ -23,7 +23,7 @@ assert columns(HISTORY_DDL) == tuple(c for c in columns(PARTNERS_DDL) if c not i
 
 def partial(day, domain, out, threats, tenant="t1", variant=VARIANT):
     """One partials row (a marker when `domain` is None)."""
-    return (tenant if domain else None, day, variant, "kql", domain, out, threats, None, None, None, None, None, None)
+    return (tenant if domain else None, day, variant, "kql", domain, out, threats, None, None, None, None, None, None, None)
 
 
 def day(n):

@@ -239,7 +239,7 @@ def _millis(col: Column) -> Column:
 def to_ocsf(alerts_df: DataFrame) -> DataFrame:
     """Alert rows as OCSF Detection Finding objects, one column per top-level attribute.
 
-    Needs `ALERT_COLUMNS`. Written with Spark's JSON writer (`io.write_jsonl`) this is JSON Lines,
+    Needs `ALERT_COLUMNS`. Written with Spark's JSON writer (`jsonl.write_jsonl`) this is JSON Lines,
     null attributes (an open window bound, a missing ratio) are left out, and the readable window
     bounds in `unmapped` are rendered in UTC. An active alert is a `Create` with status New, a
     withdrawn one a `Close` with status Resolved at its withdrawal time. Nothing here names the run

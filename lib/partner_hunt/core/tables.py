@@ -71,6 +71,15 @@ ALERTS_DDL = (
 )
 
 
+# One row per bad source row, kept once: `RowKey` is a sha2 of the source, the reason, the record
+# as read (before `quality.quarantine_record` redacts it) and its occurrence among identical
+# records, so a later command that reads the row again adds nothing. `RunId` is the run that first
+# kept it. `RowKey` goes last: a quarantine written before it gains it by ALTER TABLE ADD COLUMNS.
+QUARANTINE_DDL = (
+    "RunId string, QuarantinedAt timestamp, Source string, Reason string, TenantId string, "
+    "Timestamp timestamp, TeamsMessageId string, ReportId string, SourceRecord string, RowKey string"
+)
+
 # One row per (TenantId, Domain, Variant) over every day the daily partials hold (`partners.py`):
 # first and last day per side, totals, the trailing baseline before the latest window and that
 # window's own counts. Replaced as a whole per variant on every backfill and refresh.
@@ -104,6 +113,7 @@ RUN_LOG_COLUMNS = columns(RUN_LOG_DDL)
 EVIDENCE_COLUMNS = columns(EVIDENCE_DDL)
 ALERT_COLUMNS = columns(ALERTS_DDL)
 PARTNERS_COLUMNS = columns(PARTNERS_DDL)
+QUARANTINE_COLUMNS = columns(QUARANTINE_DDL)
 
 
 def window_key(mode: str, window: tuple[datetime | None, datetime | None]) -> dict[str, object]:

@@ -8,7 +8,6 @@ table's `DESCRIBE DETAIL` where a catalog name must be compared with a path.
 from __future__ import annotations
 
 import os
-import re
 
 from pyspark.sql import SparkSession
 
@@ -16,11 +15,14 @@ from partner_hunt.store import io
 from partner_hunt.store.locations import (
     Locations,
     TableFormatError,
+    TableNotFoundError,
     TableRef,
+    folder_named_like,
     has_delta_log,
     is_leftover,
     is_local_folder,
     local_catalog_folder,
+    normal_location,
     parquet_files,
 )
 
@@ -79,22 +81,16 @@ def _canonical_name(ref: TableRef) -> str:
     return ".".join(parts)
 
 
-def _normal_location(location: str) -> str:
-    """A storage location compared by text: no `file:` prefix, no trailing `/`, links resolved locally."""
-    text = re.sub(r"^file:(?://)?(?=/)", "", location).rstrip("/")
-    return os.path.realpath(text) if text.startswith("/") else text
-
-
 def _where(spark: SparkSession, ref: TableRef) -> str | None:
     """The storage location of `ref` where it can be known without reading data."""
     if ref.is_path:
-        return _normal_location(ref.location)
+        return normal_location(ref.location)
     folder = local_catalog_folder(spark, ref)
     if folder is not None:
-        return _normal_location(folder)
+        return normal_location(folder)
     try:
         if io.table_exists(spark, ref):
-            return _normal_location(io.table_location(spark, ref))
+            return normal_location(io.table_location(spark, ref))
     except Exception:  # noqa: BLE001 - a location we cannot learn is compared by name only
         return None
     return None
@@ -141,7 +137,7 @@ def _check_writable(spark: SparkSession, role: str, ref: TableRef) -> None:
 
 def _check_folder(spark: SparkSession, role: str, location: str, source: TableRef) -> None:
     """A plain output folder (JSON Lines) is absent or a folder, and not the source or inside it."""
-    where = _normal_location(location)
+    where = normal_location(location)
     source_where = _where(spark, source)
     if source_where is not None and (_same_or_inside(where, source_where) or _same_or_inside(source_where, where)):
         raise PrecheckError(f"{role} '{location}' overlaps the source table '{source}'; write the alerts somewhere else")
@@ -154,7 +150,10 @@ def _check_folder(spark: SparkSession, role: str, location: str, source: TableRe
 
 
 def _check_source(spark: SparkSession, source: TableRef) -> None:
-    """The source is a Delta table; a Parquet folder is named as such, not as missing."""
+    """The source is a Delta table; a Parquet folder is named as such, not as missing, and a bare
+    name that is no table but a folder here is named as that folder."""
+    if folder_named_like(spark, source) is not None and not io.table_exists(spark, source):
+        raise TableNotFoundError(io.missing_table_message(spark, source))
     folder = source.location if source.is_path and is_local_folder(spark, source.location) else None
     if folder is None or has_delta_log(folder):
         return

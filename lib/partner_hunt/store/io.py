@@ -25,6 +25,7 @@ from partner_hunt.store.locations import (
     TableFormatError,
     TableNotFoundError,
     TableRef,
+    folder_named_like,
     has_delta_log,
     is_leftover,
     is_local_folder,
@@ -65,9 +66,19 @@ def table_exists(spark: SparkSession, ref: TableRef) -> bool:
 def read_table(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
     """Read a Delta table, failing with a message that names it when it does not exist."""
     if not table_exists(spark, ref):
-        kind = "Delta table at path" if ref.is_path else "table"
-        raise TableNotFoundError(f"{kind} '{ref}' does not exist")
+        raise TableNotFoundError(missing_table_message(spark, ref))
     return _load(spark, ref, version)
+
+
+def missing_table_message(spark: SparkSession, ref: TableRef) -> str:
+    """Why `ref` cannot be read: it does not exist; for a bare name (`src6`) that is a folder in
+    the working directory, also how to read that folder instead."""
+    kind = "Delta table at path" if ref.is_path else "table"
+    message = f"{kind} '{ref}' does not exist"
+    folder = folder_named_like(spark, ref)
+    if folder is not None:
+        message += f"; a folder './{folder}' exists here: give a path as ./{folder} to read it"
+    return message
 
 
 def read_table_if_exists(spark: SparkSession, ref: TableRef) -> DataFrame | None:
@@ -302,10 +313,43 @@ def upsert(
     MATCHED BY SOURCE`), so a reader never sees the new rows beside stale ones. Columns of `df`
     that the table lacks are added first (additive schema growth).
     """
-    names = [key, *preserve, *df.columns, *(retire.columns() if retire else ())]
+    _check_column_names([key, *preserve, *df.columns, *(retire.columns() if retire else ())])
+    if _create_or_widen(df, ref):
+        return
+    kept = set(preserve)
+    updates = ", ".join(f"t.`{c}` = s.`{c}`" for c in df.columns if c not in kept)
+    clauses = f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
+    args: dict[str, object] = {}
+    if retire is not None:
+        clause, args = retire.clause()
+        clauses += f" {clause}"
+    _merge(df, ref, key, clauses, args)
+
+
+@_delta_write
+def insert_new(df: DataFrame, ref: TableRef, key: str) -> None:
+    """Insert the rows whose `key` the table does not hold yet (an insert-only Delta MERGE), in one
+    commit, creating the table on the first write.
+
+    Stored rows are never changed: writing the same rows again (a rerun, or another command over
+    the same days) adds nothing. Columns of `df` that the table lacks are added first, so an
+    older table gains `key` (its rows, with a null key, are then never matched).
+    """
+    _check_column_names([key, *df.columns])
+    if not _create_or_widen(df, ref):
+        _merge(df, ref, key, "WHEN NOT MATCHED THEN INSERT *")
+
+
+def _check_column_names(names: Iterable[str]) -> None:
+    """Refuse a column name that cannot be written into SQL as a plain backticked identifier."""
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"bad column name {name!r}")
+
+
+def _create_or_widen(df: DataFrame, ref: TableRef) -> bool:
+    """Create the table from `df` when it does not exist (True); else add the columns of `df` it
+    lacks (False), so a MERGE can follow."""
     spark = df.sparkSession
     # One read of the table answers both "does it exist" and "which columns does it have".
     stored_df = read_table_if_exists(spark, ref)
@@ -317,45 +361,23 @@ def upsert(
             writer.save(ref.location)
         else:
             writer.saveAsTable(ref.location)
-        return
+        return True
     _add_missing_columns(spark, ref, df, stored_df.columns)
+    return False
+
+
+def _merge(df: DataFrame, ref: TableRef, key: str, clauses: str, args: Mapping[str, object] | None = None) -> None:
+    """`MERGE INTO ref USING df ON key <clauses>`; the caller validated every name in `clauses`."""
     # SQL MERGE rather than DeltaTable.merge: over Spark Connect the DeltaTable API needs the Delta
-    # Connect server plugin, SQL only the Delta extension. Names are validated above; every value
-    # is a bound parameter.
-    view = f"partner_hunt_upsert_{uuid.uuid4().hex}"
-    kept = set(preserve)
-    updates = ", ".join(f"t.`{c}` = s.`{c}`" for c in df.columns if c not in kept)
-    query = (
-        f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` "
-        f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
-    )
-    args: dict[str, object] = {}
-    if retire is not None:
-        clause, args = retire.clause()
-        query += f" {clause}"
+    # Connect server plugin, SQL only the Delta extension. Every value is a bound parameter.
+    spark = df.sparkSession
+    view = f"partner_hunt_merge_{uuid.uuid4().hex}"
+    query = f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` {clauses}"
     df.createOrReplaceTempView(view)
     try:
-        spark.sql(query, args=args or None)
+        spark.sql(query, args=dict(args) if args else None)
     finally:
         spark.catalog.dropTempView(view)
-
-
-def write_jsonl(df: DataFrame, path: str, partition_by: Iterable[str] = ()) -> None:
-    """Write rows as JSON Lines under the folder `path`, replacing what was there.
-
-    With `partition_by`, dynamic partition overwrite: rewriting one window's partition leaves the
-    others alone, and writing it again replaces its files instead of adding a second copy. Without,
-    the folder's files are replaced as a whole, even by no rows (a partition folder given as
-    `path` is then emptied, which dynamic overwrite cannot do). Times are UTC.
-    """
-    (
-        df.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .option("timeZone", "UTC")
-        .option("timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
-        .partitionBy(*partition_by)
-        .json(path)
-    )
 
 
 def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame, stored: Iterable[str]) -> None:

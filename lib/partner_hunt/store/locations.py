@@ -98,6 +98,36 @@ def folder_location(text: str) -> str:
     return text.rstrip("/") or "/"
 
 
+def normal_location(location: str) -> str:
+    """A storage location as compared by text: no `file:` prefix, no trailing `/`, and a local
+    absolute path with its links resolved (a link to a folder is that folder)."""
+    text = re.sub(r"^file:(?://)?(?=/)", "", location).rstrip("/")
+    return os.path.realpath(text) if text.startswith("/") else text
+
+
+def source_identity(text: str) -> str:
+    """A table as written in a marker or a key (`str(TableRef)`), as compared: a path as its
+    `normal_location` (a link to a folder is that folder), a catalog name as written."""
+    try:
+        ref = TableRef.parse(text)
+    except TableFormatError:
+        return text
+    return normal_location(ref.location) if ref.is_path else text
+
+
+def folder_named_like(spark: SparkSession, ref: TableRef) -> str | None:
+    """The name of a one-part table name (`src6`) when a folder of that name is in the working
+    directory of a local run, else None: what was probably meant as the path `./src6`."""
+    if ref.is_path:
+        return None
+    parts = ref.name_parts
+    if len(parts) != 1:
+        return None
+    name = parts[0][1:-1].replace("``", "`") if parts[0].startswith("`") else parts[0]
+    folder = os.path.abspath(name)
+    return name if is_local_folder(spark, folder) and os.path.isdir(folder) else None
+
+
 def is_local_folder(spark: SparkSession, location: str) -> bool:
     """True when `location` is a folder on this machine's disk, as Spark reads it.
 

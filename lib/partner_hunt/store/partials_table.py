@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from partner_hunt.store import io
-from partner_hunt.store.locations import Locations
+from partner_hunt.store.locations import Locations, source_identity
 
 
 def is_marker() -> Column:
@@ -24,7 +24,8 @@ class PartialsMismatchError(RuntimeError):
 
 def check_partials_source(sources: Iterable[str | None], locations: Locations) -> None:
     """Refuse to use or extend partials computed from another source (`sources`: their markers')."""
-    others = sorted({str(s) for s in sources if s != str(locations.source)})
+    mine = source_identity(str(locations.source))
+    others = sorted({str(s) for s in sources if s is None or source_identity(s) != mine})
     if others:
         raise PartialsMismatchError(
             f"partials table '{locations.partials}' was computed from source '{others[0]}', not "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from partner_hunt.core import privacy, schema
 from partner_hunt.store import io
-from partner_hunt.store.locations import TableRef
+from partner_hunt.store.locations import TableRef, source_identity
 from partner_hunt.store.runlog import RunReport
 
 
@@ -21,23 +21,54 @@ def read_source(spark: SparkSession, source: TableRef, req: schema.Requirements)
     return source_df.select(*schema.needed_columns(source_df.schema, req)), version
 
 
+def with_row_key(bad_df: DataFrame, source: str) -> DataFrame:
+    """Add `RowKey`, the quarantine's key of each bad row: the same row read again gets it again.
+
+    Needs `QuarantineReason` and `SourceRecord` (the record as read, before any redaction: a
+    redacted or dropped record would give distinct rows one key), and `Timestamp` and `ReportId`
+    to order identical records. Identical records of one read are distinct rows of the source, so
+    each gets its occurrence among them. The key is a sha2: it carries no personal data.
+    """
+    identical = (
+        Window.partitionBy("QuarantineReason", "SourceRecord")
+        .orderBy("Timestamp", "ReportId")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    # to_json of a struct, not a concatenation: fields cannot run together and nulls are kept.
+    identity = F.to_json(
+        F.struct(
+            # As the partials' markers compare it: a source read through a link is the same source.
+            F.lit(source_identity(source)).alias("Source"),
+            F.col("QuarantineReason").alias("Reason"),
+            F.col("SourceRecord").alias("SourceRecord"),
+            F.row_number().over(identical).alias("Occurrence"),
+        )
+    )
+    return bad_df.withColumn("RowKey", F.sha2(identity, 256))
+
+
 def write_quarantine(bad_df: DataFrame, report: RunReport, record: str = "redacted") -> None:
-    """Append this run's quarantined rows, with their reason and the original record.
+    """Keep this run's quarantined rows that the quarantine does not hold yet, with their reason
+    and the original record (insert-only on `RowKey`: a rerun, or a backfill then a refresh of
+    the same day, keeps each bad row once, under the run that first kept it).
 
     `record` is `quality.quarantine_record`: the record as read (`full`), with e-mail local parts
     hashed and display names dropped (`redacted`), or not kept (`none`).
     """
-    io.append(
-        bad_df.select(
+    source = str(report.locations.source)
+    io.insert_new(
+        bad_df.transform(with_row_key, source).select(
             F.lit(report.run_id).alias("RunId"),
             F.lit(report.started_at).cast("timestamp").alias("QuarantinedAt"),
-            F.lit(str(report.locations.source)).alias("Source"),
+            F.lit(source).alias("Source"),
             F.col("QuarantineReason").alias("Reason"),
             "TenantId",
             "Timestamp",
             "TeamsMessageId",
             "ReportId",
             privacy.source_record(F.col("SourceRecord"), record).alias("SourceRecord"),
+            "RowKey",
         ),
         report.locations.quarantine,
+        "RowKey",
     )

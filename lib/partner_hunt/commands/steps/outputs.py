@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from partner_hunt.config import Config
 from partner_hunt.core import alerts, evidence, hunt
 from partner_hunt.core.tables import window_key
-from partner_hunt.store import io
+from partner_hunt.store import io, jsonl
 from partner_hunt.store.predicates import Retirement, equality_predicate
 from partner_hunt.store.runlog import AnalystOutputs, RunReport
 
@@ -242,5 +242,5 @@ def _write_alert_jsonl(
     partition = f"{folder}/mode={report.mode}/window={jsonl_window_folder(window)}"
     # The partition's own folder, overwritten whole: dynamic partition overwrite leaves a partition
     # that no row is written to untouched, and a window whose last alert is gone must not keep it.
-    io.write_jsonl(window_df.transform(alerts.to_ocsf), partition)
+    jsonl.write_jsonl(window_df.transform(alerts.to_ocsf), partition)
     outputs.alerts_jsonl = partition
