@@ -21,7 +21,7 @@ What it does, in one Python process and one Spark session (local[*], spark.drive
   * whole process, at the largest size: `partner-hunt run` as a subprocess against
     `python tests/naive_kql.py` on the same lake, both writing their results to Delta, with
     spark.driver.memory=1g;
-  * incremental cost, when lib/partner_hunt/partials.py exists (see `bench_incremental`).
+  * incremental cost: the refresh after one appended day against a recompute (see `bench_incremental`).
 """
 
 from __future__ import annotations

@@ -136,8 +136,7 @@ def events(spark):
     return make
 
 
-def hunt_results(
-    events_df,
+def hunt_options(
     *,
     mode="kql",
     normalize_domains=False,
@@ -146,18 +145,23 @@ def hunt_results(
     exclude_domains=(),
     tenant_exclude=None,
     include_ratio=True,
-    evidence=False,
 ):
-    """The result rows `run` computes from canonical events: `hunt.count_window`, then
-    `hunt.window_results`, the calls `plan_window` makes (tests/unit/test_hunt.py runs every
-    shipped path; elsewhere one is enough)."""
-    from partner_hunt.core import hunt
+    """The core's frozen settings from the hunt's config keys: (CountOptions, FinishOptions)."""
     from partner_hunt.core.options import CountOptions, FinishOptions
 
-    options = CountOptions(mode, normalize_domains, count_messages, dedupe_edits)
     finish = FinishOptions(
         tuple(exclude_domains), {t: tuple(d) for t, d in (tenant_exclude or {}).items()}, normalize_domains, include_ratio
     )
+    return CountOptions(mode, normalize_domains, count_messages, dedupe_edits), finish
+
+
+def hunt_results(events_df, *, evidence=False, **settings):
+    """The result rows `run` computes from canonical events: `hunt.count_window`, then
+    `hunt.window_results`, the calls `plan_window` makes (tests/unit/test_hunt.py runs every
+    shipped path; elsewhere one is enough). `settings` are `hunt_options`' keywords."""
+    from partner_hunt.core import hunt
+
+    options, finish = hunt_options(**settings)
     return hunt.window_results(hunt.count_window(events_df, options, evidence), finish)
 
 
@@ -171,4 +175,4 @@ def problem_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if line.strip() and not _LOG_LINE.match(line)]
 
 
-__all__ = ["INTERPRETED_CONF", "T0", "event", "hunt_results", "problem_lines", "settings_restored"]
+__all__ = ["INTERPRETED_CONF", "T0", "event", "hunt_options", "hunt_results", "problem_lines", "settings_restored"]

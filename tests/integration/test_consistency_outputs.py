@@ -183,7 +183,7 @@ def test_open_window_withdraws_and_the_jsonl_is_rewritten_when_nothing_is_raised
 def test_run_refuses_partials_of_another_source(spark, source, tmp_path, capsys):
     out = tmp_path / "results"
     other = "/elsewhere/message_events"
-    marker = [("t1", START.date(), "kql;normalize=0;messages=0;dedupe=0", "kql", None, 0, 0, None, None, other, 3, "r0", START)]
+    marker = [(None, START.date(), "kql;normalize=0;messages=0;dedupe=0", "kql", None, 0, 0, None, None, other, 3, "r0", START, None)]
     spark.createDataFrame(marker, PARTIALS_DDL).write.format("delta").save(f"{out}_partials")
     with pytest.raises(PartialsMismatchError, match=f"computed from source '{other}', not '{source}'"):
         run.run(spark, make_config(source, out))

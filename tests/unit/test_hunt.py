@@ -16,9 +16,8 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from partner_hunt.core import hunt, partials, quality
-from partner_hunt.core.options import CountOptions, FinishOptions
 from partner_hunt.core.tables import RESULTS_DDL, columns
-from tests.conftest import T0, event
+from tests.conftest import T0, event, hunt_options
 
 # The hunt's own columns: the head of the results table's DDL.
 RESULT_DDL = ", ".join(RESULTS_DDL.split(", ")[:5])
@@ -32,26 +31,13 @@ PATHS = ("run, evidence on", "run, evidence off", "daily partials")
 def hunted(request):
     """The hunt through one shipped path: `(events_df, **settings) -> result rows`."""
 
-    def through(
-        events_df,
-        *,
-        mode="kql",
-        normalize_domains=False,
-        count_messages=False,
-        dedupe_edits=False,
-        exclude_domains=(),
-        tenant_exclude=None,
-        include_ratio=True,
-    ):
-        options = CountOptions(mode, normalize_domains, count_messages, dedupe_edits)
-        finish = FinishOptions(
-            tuple(exclude_domains), {t: tuple(d) for t, d in (tenant_exclude or {}).items()}, normalize_domains, include_ratio
-        )
+    def through(events_df, **settings):
+        options, finish = hunt_options(**settings)
         if request.param == "daily partials":
             first, end = (T0 - timedelta(days=3)).date(), (T0 + timedelta(days=3)).date()
             counts_df = (
                 hunt.count_days(events_df, options)
-                .transform(partials.with_markers, options.variant, mode, partials.days_between(first, end))
+                .transform(partials.with_markers, options.variant, options.mode, partials.days_between(first, end))
                 .transform(partials.rollup, options.variant, first, end)
             )
         else:

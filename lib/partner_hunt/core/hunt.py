@@ -295,26 +295,23 @@ def count_window(events_df: DataFrame, options: CountOptions, evidence: bool) ->
     With `evidence`, per (TenantId, Day, Domain) with the evidence's inbound-threat rows, so the
     evidence comes from this one pass; otherwise per (TenantId, Domain). `window_results` takes both.
     """
-    return count_domains(
-        events_df,
-        mode=options.mode,
-        normalize=options.normalize,
-        count_messages=options.count_messages,
-        dedupe_edits=options.dedupe_edits,
-        by_day=evidence,
-        evidence=evidence,
-    )
+    return _count(events_df, options, by_day=evidence, evidence=evidence)
 
 
 def count_days(events_df: DataFrame, options: CountOptions) -> DataFrame:
     """The counts the daily partials keep: per (TenantId, Day, Domain), with the row accounting."""
+    return _count(events_df, options, by_day=True, evidence=False)
+
+
+def _count(events_df: DataFrame, options: CountOptions, by_day: bool, evidence: bool) -> DataFrame:
     return count_domains(
         events_df,
         mode=options.mode,
         normalize=options.normalize,
         count_messages=options.count_messages,
         dedupe_edits=options.dedupe_edits,
-        by_day=True,
+        by_day=by_day,
+        evidence=evidence,
     )
 
 

@@ -34,8 +34,12 @@ def check_partials_source(sources: Iterable[str | None], locations: Locations) -
 
 
 def partials_sources(partials_df: DataFrame) -> list[str | None]:
-    """The sources the partials' marker rows name (bounded: distinct sources, in practice one)."""
-    rows = partials_df.filter(is_marker()).select("Source").distinct().collect()
+    """The sources the partials' rows without a domain name (bounded: distinct sources, in practice one).
+
+    Every row of a computed day carries its source; those without a domain are few (a marker per
+    day, a total per tenant and day), so they are the ones read.
+    """
+    rows = partials_df.filter(F.col("Domain").isNull()).select("Source").distinct().collect()
     return [r["Source"] for r in rows]
 
 
