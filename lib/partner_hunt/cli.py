@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,33 +18,6 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class _CurrentStderr(logging.StreamHandler):
-    """A stderr handler that follows `sys.stderr` when it is replaced (test capture, notebooks)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
-def configure_logging() -> None:
-    """The job's own lines go to stderr through `logging` at INFO, with time and level: a driver log keeps them."""
-    logger = logging.getLogger("partner_hunt")
-    logger.setLevel(logging.INFO)
-    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
-        handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        logger.addHandler(handler)
-    # Our handler writes every line once; a runtime's root handlers would repeat them.
-    logger.propagate = False
-
-
 class UserError(Exception):
     """An error whose message is the whole story for the user."""
 
@@ -54,13 +26,14 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from partner_hunt.commands.steps.accounting import BadInputError
     from partner_hunt.core.schema import SchemaContractError
     from partner_hunt.store.checks import PrecheckError
+    from partner_hunt.store.landing import LandingError
     from partner_hunt.store.locations import CorruptFileError, TableFormatError, TableNotFoundError
     from partner_hunt.store.partials_table import PartialsMismatchError
     from partner_hunt.store.session import JavaMissingError
 
     return (
         UserError, ConfigError, TableFormatError, TableNotFoundError, SchemaContractError, BadInputError,
-        JavaMissingError, PartialsMismatchError, CorruptFileError, PrecheckError,
+        JavaMissingError, PartialsMismatchError, CorruptFileError, PrecheckError, LandingError,
     )
 
 
@@ -156,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mode", choices=("kql", "corrected"), help="hunt mode for the demo run")
     demo.add_argument("--top", type=int, help="how many result rows to print")
     demo.set_defaults(handler=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="add what Defender exported (storage or Log Analytics export) to the MessageEvents table")
+    _add_common(ingest)
+    ingest.add_argument(
+        "--from", dest="route", required=True, choices=("defender-storage", "log-analytics-export"),
+        help="defender-storage: the Streaming API's container; log-analytics-export: a data export's am-messageevents container",
+    )
+    ingest.add_argument("--input", required=True, help="the export's container folder: a local path, abfss://..., or /Volumes/...")
+    ingest.add_argument("--into", help="the flat MessageEvents Delta table to add to: a path or catalog.schema.table (default: config source)")
+    ingest.add_argument("--output", help="results table beside which the run log is kept (config output)")
+    _add_job_run_id(ingest)
+    ingest.set_defaults(handler=cmd_ingest)
 
     export = sub.add_parser("export", help="write the results and partners as a file a SOC loads: Sentinel, Defender, Teams")
     _add_common(export)
@@ -307,6 +292,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """`partner-hunt ingest --from ROUTE --input DIR [--into TABLE]`: exactly once, resumable."""
+    from partner_hunt import terminal
+    from partner_hunt.commands import ingest
+
+    config = resolve_config(args)
+    spark = _session(config)
+    result = ingest.ingest(spark, config, args.route, args.input, into=args.into, say=terminal.say)
+    counts = result.ingest_counts or {}
+    terminal.say(
+        f"ingested {counts.get('RecordsIngested', 0):,} of {counts.get('Records', 0):,} record(s) from "
+        f"{counts.get('FilesRead', 0):,} blob(s) ({counts.get('BytesRead', 0):,} bytes) -> {result.locations.source} | "
+        f"duplicates skipped {counts.get('DuplicatesSkipped', 0):,} | other categories {counts.get('OtherCategories', 0):,} | "
+        f"quarantined {counts.get('Quarantined', 0):,} | incomplete lines held back {counts.get('IncompleteLinesHeldBack', 0):,} | "
+        f"{result.duration_seconds:.1f}s"
+    )
+    terminal.say(f"run log    -> {result.locations.run_log} (run {result.run_id})")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """`partner-hunt export --format F --out FILE`: results and partners as SOC files."""
     from partner_hunt import terminal
@@ -334,9 +339,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code (0 ok, 1 unexpected failure, 2 user error, 130 interrupted)."""
+    from partner_hunt import terminal
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging()
+    terminal.configure_logging()
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

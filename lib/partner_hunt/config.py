@@ -180,6 +180,23 @@ class TenantSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    """How `partner-hunt ingest` reads Defender's exports into the source table."""
+
+    # Log Analytics exports carry the workspace's id as TenantId: {workspace id: tenant id}.
+    workspace_tenants: Mapping[str, str] = field(default_factory=dict)
+    # Where the ingest keeps its unreadable lines and what it consumed of each blob; null means
+    # beside the table it writes (`<into>_ingest_quarantine`, `<into>_ingest_files`).
+    quarantine: str | None = None
+    files: str | None = None
+
+    def __post_init__(self) -> None:
+        for workspace, tenant in self.workspace_tenants.items():
+            if not str(tenant).strip():
+                raise ConfigError(f"ingest.workspace_tenants.{workspace}: the tenant id must not be empty")
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     """The seeded sample lake made by `partner-hunt demo`."""
 
@@ -253,6 +270,7 @@ class Config:
     demo: DemoSettings = field(default_factory=DemoSettings)
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def __post_init__(self) -> None:
         for key in ("source", "output"):

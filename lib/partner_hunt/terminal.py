@@ -18,6 +18,32 @@ from rich.table import Table
 
 log = logging.getLogger("partner_hunt")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A stderr handler that follows `sys.stderr` when it is replaced (test capture, notebooks)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """The job's own lines go to stderr through `logging` at INFO, with time and level: a driver log keeps them."""
+    logger = logging.getLogger("partner_hunt")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    # Our handler writes every line once; a runtime's root handlers would repeat them.
+    logger.propagate = False
+
 # Logs and CI capture stdout without a terminal; rich would then squeeze the table to 80 columns.
 _console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 

@@ -18,7 +18,7 @@ from partner_hunt.commands import run
 from partner_hunt.config import config_from_mapping
 from partner_hunt.core import alerts
 from partner_hunt.core.tables import PARTIALS_DDL, window_key
-from partner_hunt.store import io
+from partner_hunt.store import io, merge
 from partner_hunt.store.locations import TableRef
 from partner_hunt.store.partials_table import PartialsMismatchError
 from partner_hunt.store.predicates import Retirement
@@ -208,7 +208,7 @@ def test_an_alerts_table_from_before_the_lifecycle_gains_its_columns(spark, tmp_
     new_df = alerts.build_alerts(res.filter(F.col("SenderFromDomain") == "q.com"), raised_at=now, run_id="r1")
     key = window_key("kql", (START, END))
     retire = Retirement(key, alerts.withdrawal("r1", now), {"Status": alerts.STATUS_RESOLVED})
-    io.upsert(new_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
+    merge.upsert(new_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     assert_df_equality(
         io.read_table(spark, ref).select("SenderFromDomain", "Status", "WithdrawnByRunId", "FirstRaisedAt", "LastRaisedAt"),
         spark.createDataFrame(

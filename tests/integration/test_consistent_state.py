@@ -19,7 +19,7 @@ from partner_hunt.commands.steps.accounting import BadInputError
 from partner_hunt.config import config_from_mapping
 from partner_hunt.core import sample
 from partner_hunt.core.tables import ALERTS_DDL
-from partner_hunt.store import io
+from partner_hunt.store import io, merge
 from partner_hunt.store.locations import TableRef
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_racing_first_writers_both_succeed(spark, tmp_path):
     def write(i):
         try:
             df = spark.createDataFrame([(f"a{i}", i)], "AlertId string, N int")
-            io.upsert(df, target, "AlertId")
+            merge.upsert(df, target, "AlertId")
             io.append(df, log)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)

@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from partner_hunt.core import alerts
-from partner_hunt.store import io, jsonl
+from partner_hunt.store import io, jsonl, merge
 from partner_hunt.store.locations import TableRef
 
 RESULTS_DDL = (
@@ -163,9 +163,9 @@ def test_alerting_twice_keeps_one_alert_and_its_first_raised_time(spark, tmp_pat
     later = datetime(2026, 3, 11, tzinfo=timezone.utc)
     first = alerts.build_alerts(results(spark, ("p.com", 10, 20, 2.0), ("q.com", 5, 15, 3.0)), raised_at=RAISED, run_id="r1")
     second = alerts.build_alerts(results(spark, ("p.com", 10, 25, 2.5)), raised_at=later, run_id="r2")
-    io.upsert(first, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
-    io.upsert(first, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
-    io.upsert(second, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
+    merge.upsert(first, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
+    merge.upsert(first, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
+    merge.upsert(second, ref, "AlertId", alerts.PRESERVED_ON_UPDATE)
     stored = io.read_table(spark, ref).select(
         "AlertId", "IncomingTeamsMessagesWithThreats", "FirstRaisedAt", "LastRaisedAt", "RunId"
     )

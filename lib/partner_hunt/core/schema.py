@@ -18,6 +18,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from partner_hunt.core import values
+
 # Sentinel multi-tenant lakes carry TenantId; a single-tenant Defender export does not, and
 # then the whole table is one tenant with this documented id (the nil GUID).
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000000"
@@ -54,8 +56,8 @@ ALWAYS_REQUIRED = ("Timestamp", "RecipientDetails", "IsExternalThread", "IsOwned
 OPTIONAL = ("TenantId", "TeamsMessageId", "ReportId", "SenderEmailAddress", "LastEditedTime")
 
 _STRINGS = (T.StringType, T.VarcharType, T.CharType)
-_INTEGERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-_FRACTIONS = (T.FloatType, T.DoubleType, T.DecimalType)
+_INTEGERS = values.INTEGERS
+_FRACTIONS = values.FRACTIONS
 _TIMES = (T.TimestampType, T.TimestampNTZType, T.DateType)
 
 
@@ -207,48 +209,6 @@ def _wanted(name: str, req: Requirements) -> bool:
     return True
 
 
-def _flag(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
-    """(boolean value, is-bad) for a flag column; null stays null (KQL: on neither side)."""
-    if isinstance(dtype, T.BooleanType):
-        return col, F.lit(False)
-    if _is(dtype, (*_INTEGERS, *_FRACTIONS)):
-        value = F.when(col == 1, F.lit(True)).when(col == 0, F.lit(False))
-        return value, col.isNotNull() & value.isNull()
-    text = F.lower(F.trim(col))
-    value = F.when(text.isin("true", "1"), F.lit(True)).when(text.isin("false", "0"), F.lit(False))
-    # An empty string is how CSV-ish exports write a missing flag: null, not malformed.
-    return value, col.isNotNull() & (text != F.lit("")) & value.isNull()
-
-
-# A trailing zone: Z, +hh[:mm] / -hhmm, or a named zone such as "UTC" or "Europe/Paris".
-_HAS_ZONE = r"(?i)(z|[+-]\d{1,2}(:?\d{2})?|\s*[a-z][a-z_]*(/[a-z_]+)*)$"
-_DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
-
-
-def _utc_instant(text: Column) -> Column:
-    """Parse an ISO 8601 text to an instant; text without a zone is UTC, whatever the session zone.
-
-    `try_to_timestamp` would read zone-less text in `spark.sql.session.timeZone`; appending `Z`
-    pins it to UTC. Fractions beyond microseconds (Kusto writes 7 digits) are truncated.
-    """
-    text = F.trim(text)
-    dated = F.when(text.rlike(_DATE_ONLY), F.concat(text, F.lit("T00:00:00"))).otherwise(text)
-    zoned = F.when(dated.rlike(_HAS_ZONE), dated).otherwise(F.concat(dated, F.lit("Z")))
-    return F.try_to_timestamp(zoned)
-
-
-def _timestamp(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
-    """(UTC timestamp, is-bad); a null or unparseable time is bad, since no window can hold it."""
-    if isinstance(dtype, T.TimestampType):
-        value = col
-    elif _is(dtype, (T.TimestampNTZType, T.DateType)):
-        # Wall-clock times in exports are UTC: labelled as such, not shifted by the session zone.
-        value = _utc_instant(col.cast("timestamp_ntz").cast("string"))
-    else:
-        value = _utc_instant(col)
-    return value, value.isNull()
-
-
 def _struct_field(element: T.StructType, name: str) -> str | None:
     """The struct's field for `name`: exact, else case-insensitive as Spark resolves fields."""
     names = element.fieldNames()
@@ -336,9 +296,9 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
     def kind(name: str) -> T.DataType:
         return fields[name].dataType
 
-    timestamp, bad_timestamp = _timestamp(src("Timestamp"), kind("Timestamp"))
-    external, bad_external = _flag(src("IsExternalThread"), kind("IsExternalThread"))
-    owned, bad_owned = _flag(src("IsOwnedThread"), kind("IsOwnedThread"))
+    timestamp, bad_timestamp = values.timestamp(src("Timestamp"), kind("Timestamp"))
+    external, bad_external = values.flag(src("IsExternalThread"), kind("IsExternalThread"))
+    owned, bad_owned = values.flag(src("IsOwnedThread"), kind("IsOwnedThread"))
     recipients, bad_recipients = _recipients(src("RecipientDetails"), kind("RecipientDetails"))
     threats = _threats(src("ThreatTypes"), kind("ThreatTypes"))
 
@@ -356,7 +316,7 @@ def to_canonical(source_df: DataFrame, req: Requirements = Requirements()) -> Da
 
     if "LastEditedTime" in fields:
         # An unedited message carries an empty LastEditedTime; its version time is Timestamp.
-        edited, _ = _timestamp(src("LastEditedTime"), kind("LastEditedTime"))
+        edited, _ = values.timestamp(src("LastEditedTime"), kind("LastEditedTime"))
         edit_time = F.coalesce(edited, timestamp)
     else:
         edit_time = timestamp

@@ -42,7 +42,28 @@ RUN_LOG_DDL = (
     # `run --incremental` only: whether it recomputed the changed days or the whole window, and why.
     "RefreshKind string, RefreshReason string, "
     # `hunt.own_domains: auto` only: each tenant's own domains as derived from the window's events.
-    "OwnDomains map<string,array<string>>"
+    "OwnDomains map<string,array<string>>, "
+    # `ingest` only: the export folder read, and what it read (INGEST_COUNTS).
+    "IngestInput string, IngestCounts map<string,bigint>"
+)
+
+# The counts of an ingest's run-log row, in the order they are shown.
+INGEST_COUNTS = (
+    "FilesRead",
+    "BytesRead",
+    "Records",
+    "RecordsIngested",
+    "DuplicatesSkipped",
+    "OtherCategories",
+    "Quarantined",
+    "IncompleteLinesHeldBack",
+)
+
+# What `ingest` cannot read: the line as it was (redacted as `quality.quarantine_record` says),
+# where it was, and why. Keyed by (File, LineNumber): a line is quarantined once.
+INGEST_QUARANTINE_DDL = (
+    "File string, LineNumber bigint, Reason string, Category string, TenantId string, "
+    "Record string, RunId string, QuarantinedAt timestamp"
 )
 
 EVIDENCE_DDL = (
@@ -59,7 +80,7 @@ EVIDENCE_DDL = (
 
 # `Status` is `New` while the latest run of the alert's window raises it and `Resolved` once a
 # run of that window no longer does (`WithdrawnAt`, `WithdrawnByRunId`); new columns go last, so
-# an alerts table written before them gains them by ALTER TABLE ADD COLUMNS (`io.upsert`).
+# an alerts table written before them gains them by ALTER TABLE ADD COLUMNS (`merge.upsert`).
 ALERTS_DDL = (
     "AlertId string, TenantId string, SenderFromDomain string, WindowStart timestamp, "
     "WindowEnd timestamp, Mode string, OutboundTeamsMessages bigint, "

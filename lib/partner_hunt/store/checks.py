@@ -149,6 +149,33 @@ def _check_folder(spark: SparkSession, role: str, location: str, source: TableRe
         raise PrecheckError(f"{role} '{location}' is a Delta table, not a folder for the alert JSON Lines")
 
 
+def check_ingest(spark: SparkSession, run_log: TableRef, folder: str, writes: dict[str, TableRef]) -> None:
+    """The places of an ingest: the tables it writes (and the run log) as for every command, and
+    an input folder that exists (when local), is a folder, and is none of those tables."""
+    writes = {**writes, "state.run_log": run_log}
+    for role, ref in writes.items():
+        _check_name_round_trips(role, ref)
+        io.adopt_local_table(spark, ref)
+    seen: dict[str, str] = {}
+    for role, ref in writes.items():
+        key = _where(spark, ref) or _canonical_name(ref)
+        if key in seen:
+            raise PrecheckError(f"{role} '{ref}' and {seen[key]} are the same table; give each its own location")
+        seen[key] = f"{role} '{ref}'"
+        _check_writable(spark, role, ref)
+        where = _where(spark, ref)
+        if where is not None and _same_or_inside(normal_location(folder), where):
+            raise PrecheckError(f"--input '{folder}' is inside {role} '{ref}': give the export folder itself")
+    if not is_local_folder(spark, folder):
+        return
+    if not os.path.exists(folder):
+        raise PrecheckError(f"--input '{folder}' does not exist: give the export's container folder")
+    if not os.path.isdir(folder):
+        raise PrecheckError(f"--input '{folder}' is a file, not the export's container folder")
+    if has_delta_log(folder):
+        raise PrecheckError(f"--input '{folder}' is a Delta table, not an export folder: give it to the hunt as --source")
+
+
 def _check_source(spark: SparkSession, source: TableRef) -> None:
     """The source is a Delta table; a Parquet folder is named as such, not as missing, and a bare
     name that is no table but a folder here is named as that folder."""

@@ -13,7 +13,6 @@ import random
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.errors import AnalysisException
@@ -31,7 +30,6 @@ from partner_hunt.store.locations import (
     is_local_folder,
     local_catalog_folder,
 )
-from partner_hunt.store.predicates import Retirement
 
 
 def _sql_identifier(ref: TableRef) -> str:
@@ -101,6 +99,12 @@ def table_version(spark: SparkSession, ref: TableRef) -> int | None:
     return int(rows[0]["version"]) if rows else None
 
 
+def last_commit_metrics(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    """The operation metrics of a table's newest commit (`DESCRIBE HISTORY`), e.g. rows inserted."""
+    rows = spark.sql(f"DESCRIBE HISTORY {_sql_identifier(ref)} LIMIT 1").select("operationMetrics").collect()
+    return dict(rows[0]["operationMetrics"] or {}) if rows else {}
+
+
 _log = logging.getLogger("partner_hunt.io")
 
 
@@ -154,7 +158,7 @@ def _prepare_first_write(df: DataFrame, ref: TableRef, partition_by: Iterable[st
         faults.kill()
 
 
-def _delta_write(write: Callable[..., None]) -> Callable[..., None]:
+def delta_write(write: Callable[..., None]) -> Callable[..., None]:
     """A table write that may meet a concurrent writer or create the table: each attempt first
     prepares a possible first write, and Delta's concurrency conflicts are retried."""
 
@@ -174,7 +178,7 @@ def _delta_write(write: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-@_delta_write
+@delta_write
 def replace_where(
     df: DataFrame,
     ref: TableRef,
@@ -249,7 +253,7 @@ def _with_retries(write: Callable[[], None], attempts: int = 6) -> None:
             time.sleep(0.5 * (attempt + 1) + random.random())
 
 
-@_delta_write
+@delta_write
 def append(df: DataFrame, ref: TableRef) -> None:
     """Append rows (creating the table if needed); used for logs that only ever grow."""
     writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
@@ -298,98 +302,3 @@ def sql_identifier(ref: TableRef) -> str:
 def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
     """A Delta table's properties (`DESCRIBE DETAIL`), by name or path."""
     return dict(_detail(spark, ref)["properties"] or {})
-
-
-@_delta_write
-def upsert(
-    df: DataFrame, ref: TableRef, key: str, preserve: Iterable[str] = (), retire: Retirement | None = None
-) -> None:
-    """Insert rows whose `key` is new and update the rest in place (Delta MERGE), in one commit.
-
-    Rows are identified by `key` (a deterministic id), so writing the same rows twice leaves one
-    copy of each; the `preserve` columns keep their stored value on update (e.g. when an alert was
-    first raised). `df` must hold at most one row per key, which MERGE requires. With `retire`, the
-    stored rows of its scope that `df` no longer holds get its values in the same MERGE (`WHEN NOT
-    MATCHED BY SOURCE`), so a reader never sees the new rows beside stale ones. Columns of `df`
-    that the table lacks are added first (additive schema growth).
-    """
-    _check_column_names([key, *preserve, *df.columns, *(retire.columns() if retire else ())])
-    if _create_or_widen(df, ref):
-        return
-    kept = set(preserve)
-    updates = ", ".join(f"t.`{c}` = s.`{c}`" for c in df.columns if c not in kept)
-    clauses = f"WHEN MATCHED THEN UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT *"
-    args: dict[str, object] = {}
-    if retire is not None:
-        clause, args = retire.clause()
-        clauses += f" {clause}"
-    _merge(df, ref, key, clauses, args)
-
-
-@_delta_write
-def insert_new(df: DataFrame, ref: TableRef, key: str) -> None:
-    """Insert the rows whose `key` the table does not hold yet (an insert-only Delta MERGE), in one
-    commit, creating the table on the first write.
-
-    Stored rows are never changed: writing the same rows again (a rerun, or another command over
-    the same days) adds nothing. Columns of `df` that the table lacks are added first, so an
-    older table gains `key` (its rows, with a null key, are then never matched).
-    """
-    _check_column_names([key, *df.columns])
-    if not _create_or_widen(df, ref):
-        _merge(df, ref, key, "WHEN NOT MATCHED THEN INSERT *")
-
-
-def _check_column_names(names: Iterable[str]) -> None:
-    """Refuse a column name that cannot be written into SQL as a plain backticked identifier."""
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ValueError(f"bad column name {name!r}")
-
-
-def _create_or_widen(df: DataFrame, ref: TableRef) -> bool:
-    """Create the table from `df` when it does not exist (True); else add the columns of `df` it
-    lacks (False), so a MERGE can follow."""
-    spark = df.sparkSession
-    # One read of the table answers both "does it exist" and "which columns does it have".
-    stored_df = read_table_if_exists(spark, ref)
-    if stored_df is None:
-        # First write creates the table; a concurrent creator makes this fail loudly, not duplicate.
-        # "error", not its alias "errorifexists", which the Spark Connect client rejects.
-        writer = df.write.format("delta").mode("error")
-        if ref.is_path:
-            writer.save(ref.location)
-        else:
-            writer.saveAsTable(ref.location)
-        return True
-    _add_missing_columns(spark, ref, df, stored_df.columns)
-    return False
-
-
-def _merge(df: DataFrame, ref: TableRef, key: str, clauses: str, args: Mapping[str, object] | None = None) -> None:
-    """`MERGE INTO ref USING df ON key <clauses>`; the caller validated every name in `clauses`."""
-    # SQL MERGE rather than DeltaTable.merge: over Spark Connect the DeltaTable API needs the Delta
-    # Connect server plugin, SQL only the Delta extension. Every value is a bound parameter.
-    spark = df.sparkSession
-    view = f"partner_hunt_merge_{uuid.uuid4().hex}"
-    query = f"MERGE INTO {_sql_identifier(ref)} AS t USING `{view}` AS s ON t.`{key}` = s.`{key}` {clauses}"
-    df.createOrReplaceTempView(view)
-    try:
-        spark.sql(query, args=dict(args) if args else None)
-    finally:
-        spark.catalog.dropTempView(view)
-
-
-def _add_missing_columns(spark: SparkSession, ref: TableRef, df: DataFrame, stored: Iterable[str]) -> None:
-    """Add the columns of `df` that the table (whose columns are `stored`) lacks: a table written
-    by an older version."""
-    present = {name.lower() for name in stored}
-    missing = [f for f in df.schema.fields if f.name.lower() not in present]
-    if not missing:
-        return
-    for f in missing:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", f.name):
-            raise ValueError(f"bad column name {f.name!r}")
-    # Names validated above; types are Spark's own rendering of the DataFrame's schema.
-    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-    spark.sql(f"ALTER TABLE {_sql_identifier(ref)} ADD COLUMNS ({columns})")

@@ -75,6 +75,9 @@ class RunReport:
     refresh_reason: str | None = None
     # `hunt.own_domains: auto` only: each tenant's own domains, as derived from the window's events.
     own_domains: dict[str, list[str]] | None = None
+    # `ingest` only: the export folder it read and its counts (`tables.INGEST_COUNTS`).
+    ingest_input: str | None = None
+    ingest_counts: dict[str, int] | None = None
 
     @property
     def rows_used(self) -> int:
@@ -178,6 +181,8 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         report.refresh_kind,
         report.refresh_reason,
         {t: list(d) for t, d in report.own_domains.items()} if report.own_domains is not None else None,
+        report.ingest_input,
+        dict(report.ingest_counts) if report.ingest_counts is not None else None,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from partner_hunt.core import privacy, schema
-from partner_hunt.store import io
+from partner_hunt.store import io, merge
 from partner_hunt.store.locations import TableRef, source_identity
 from partner_hunt.store.runlog import RunReport
 
@@ -56,7 +56,7 @@ def write_quarantine(bad_df: DataFrame, report: RunReport, record: str = "redact
     hashed and display names dropped (`redacted`), or not kept (`none`).
     """
     source = str(report.locations.source)
-    io.insert_new(
+    merge.insert_new(
         bad_df.transform(with_row_key, source).select(
             F.lit(report.run_id).alias("RunId"),
             F.lit(report.started_at).cast("timestamp").alias("QuarantinedAt"),

@@ -5,7 +5,6 @@ the pure transforms of `evidence.py` and `alerts.py`; every table read and write
 `io.py`. Both tables are keyed on the window, and every run of a window leaves that window's
 evidence, alerts and alert JSON Lines consistent with its new results: evidence rows replaced as a
 whole, alerts the results no longer raise withdrawn (not deleted), the JSON Lines rewritten.
-
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pyspark.sql import functions as F
 from partner_hunt.config import Config
 from partner_hunt.core import alerts, evidence, hunt
 from partner_hunt.core.tables import window_key
-from partner_hunt.store import io, jsonl
+from partner_hunt.store import io, jsonl, merge
 from partner_hunt.store.predicates import Retirement, equality_predicate
 from partner_hunt.store.runlog import AnalystOutputs, RunReport
 
@@ -187,7 +186,7 @@ def _write_alerts(
         values=alerts.withdrawal(report.run_id, report.started_at),
         unless={"Status": alerts.STATUS_RESOLVED},
     )
-    io.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
+    merge.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     outputs.alerts = str(ref)
     # Read back so that re-raised alerts carry their stored first-raised time.
     window_df = io.read_window_rows(spark, ref, key).transform(alerts.with_status).cache()

@@ -31,6 +31,15 @@ def from_partials(hunt: HuntSettings, report: RunReport, partials_df: DataFrame,
     """Derive the own domains of a window from the daily partials' own-domain evidence."""
     if not hunt.own_domains_auto:
         return {}
+    if "OwnDomainEvidence" not in partials_df.columns:
+        # Partials written before they kept the evidence: say how to get it rather than fail.
+        log.warning(
+            "own domains not derived: the partials table %s keeps no own-domain evidence yet; "
+            "`backfill --force` over the window recomputes its days with it",
+            report.locations.partials,
+        )
+        report.own_domains = {}
+        return {}
     days_df = partials_df.transform(partials.filter_window_days, report.variant, *window)
     return _record(hunt, report, rules.own_domains_from_counts(days_df, hunt.own_domains_min_share))
 

@@ -1,0 +1,243 @@
+"""MessageEvents as Defender delivers it, turned into the flat table every command reads (pure).
+
+Two routes write JSON Lines (docs/ingest.md gives each one's source):
+
+- Defender's Streaming API to a storage account: one envelope per line (`time`, `tenantId`,
+  `category`, `properties`, ...), the table's columns inside `properties`;
+- a Log Analytics data export: the table's columns flat on each line, with `TimeGenerated`,
+  `Type` and a `TenantId` that is the workspace's id, not the Entra tenant's.
+
+Both are parsed the same way: the record's properties as a `map<string,string>`, in which a nested
+value (an array of recipients, a detection object) is kept as its JSON text and a JSON `null` is a
+null. The contract's columns are then typed from the map with the same rules the hunt's own
+contract uses (`schema.py`), every other known property is kept as a string column, and an
+unknown one in `OtherProperties`. A record that cannot be trusted keeps a `QuarantineReason`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from partner_hunt.core import schema, values
+
+MESSAGE_EVENTS_CATEGORY = "AdvancedHunting-MessageEvents"
+LOG_ANALYTICS_TYPE = "MessageEvents"
+
+# Quarantine reasons of the ingest, beside the contract's own (`schema.BAD_TIMESTAMP`, ...).
+NOT_JSON = "NOT_JSON"
+NOT_A_RECORD = "NOT_A_RECORD"
+
+RECIPIENT = T.StructType(
+    [
+        T.StructField("RecipientSmtpAddress", T.StringType()),
+        T.StructField("RecipientDisplayName", T.StringType()),
+        T.StructField("RecipientType", T.StringType()),
+        T.StructField("RecipientObjectId", T.StringType()),
+    ]
+)
+RECIPIENTS = T.ArrayType(RECIPIENT)
+
+# The properties kept as their own string columns: the live capture's names and the Learn page's
+# (`MessageType` and `MessageFormatType` name one value, docs/ingest.md), beside the typed ones.
+TYPED = (
+    "Timestamp",
+    "TeamsMessageId",
+    "ReportId",
+    "SenderEmailAddress",
+    "RecipientDetails",
+    "IsExternalThread",
+    "IsOwnedThread",
+    "ThreatTypes",
+    "LastEditedTime",
+)
+KEPT_AS_TEXT = (
+    "SenderDisplayName",
+    "SenderObjectId",
+    "SenderType",
+    "MessageId",
+    "ParentMessageId",
+    "GroupId",
+    "GroupName",
+    "ThreadId",
+    "ThreadName",
+    "ThreadType",
+    "ThreadSubType",
+    "MessageType",
+    "MessageSubtype",
+    "MessageFormatType",
+    "MessageFormatSubtype",
+    "MessageVersion",
+    "Subject",
+    "MessageSubject",
+    "DetectionMethods",
+    "ConfidenceLevel",
+    "DeliveryAction",
+    "DeliveryLocation",
+    "SafetyTip",
+)
+# A property the two sources spell apart only by case: Delta's columns are case-insensitive, so
+# it is one column, whichever spelling the record used.
+SPELLINGS = {"ThreadSubType": ("ThreadSubType", "ThreadSubtype")}
+# Columns of a Log Analytics record that describe the export, not the event.
+LOG_ANALYTICS_COLUMNS = ("TenantId", "Type", "TimeGenerated", "_ItemId", "_Internal_WorkspaceResourceId")
+
+ENVELOPE = T.StructType(
+    [
+        T.StructField("time", T.StringType()),
+        T.StructField("tenantId", T.StringType()),
+        T.StructField("category", T.StringType()),
+        T.StructField("operationName", T.StringType()),
+        T.StructField("_TimeReceivedBySvc", T.StringType()),
+        T.StructField("Tenant", T.StringType()),
+        T.StructField("properties", T.MapType(T.StringType(), T.StringType())),
+    ]
+)
+FLAT = "map<string,string>"
+
+# The parsed form both routes share (`parse_storage_lines`, `parse_log_analytics_lines`).
+PARSED_COLUMNS = ("File", "LineNumber", "Line", "Category", "TenantId", "Properties", "Envelope", "QuarantineReason")
+
+
+def _unreadable(line: Column) -> Column:
+    """`NOT_A_RECORD` for a blank line, `NOT_JSON` for one that is not a JSON object, else null.
+
+    `from_json` gives a struct of nulls, not a null, for text that is not JSON, so the text is
+    checked on its own.
+    """
+    text = F.trim(line)
+    is_object = F.startswith(text, F.lit("{")) & F.try_parse_json(text).isNotNull()
+    return F.when(text == F.lit(""), F.lit(NOT_A_RECORD)).when(~is_object, F.lit(NOT_JSON))
+
+
+def parse_storage_lines(lines_df: DataFrame) -> DataFrame:
+    """Lines of the Streaming API's storage export, parsed: `PARSED_COLUMNS`.
+
+    Needs `File`, `LineNumber`, `Line` (without its line end). `Envelope` keeps the envelope's own
+    fields (`time`, `_TimeReceivedBySvc`, `operationName`, `Tenant`) as text. A line that is not a
+    JSON object gets `NOT_JSON` (`NOT_A_RECORD` when blank).
+    """
+    parsed = F.from_json(F.col("Line"), ENVELOPE)
+    return lines_df.select(
+        "File",
+        "LineNumber",
+        "Line",
+        parsed["category"].alias("Category"),
+        parsed["tenantId"].alias("TenantId"),
+        parsed["properties"].alias("Properties"),
+        F.struct(
+            parsed["time"].alias("time"),
+            parsed["_TimeReceivedBySvc"].alias("_TimeReceivedBySvc"),
+            parsed["operationName"].alias("operationName"),
+            parsed["Tenant"].alias("Tenant"),
+        ).alias("Envelope"),
+        _unreadable(F.col("Line")).alias("QuarantineReason"),
+    )
+
+
+def parse_log_analytics_lines(lines_df: DataFrame, workspace_tenants: Mapping[str, str]) -> DataFrame:
+    """Lines of a Log Analytics data export, parsed: `PARSED_COLUMNS`.
+
+    The record's `TenantId` is the workspace's id: it is kept as `WorkspaceId` (in `Envelope`), and
+    `TenantId` is the tenant `workspace_tenants` maps it to, or the workspace id when unmapped.
+    """
+    record = F.from_json(F.col("Line"), FLAT)
+    workspace = record["TenantId"]
+    if workspace_tenants:
+        mapping = F.create_map(*[x for k, v in sorted(workspace_tenants.items()) for x in (F.lit(k), F.lit(v))])
+        tenant = F.coalesce(F.element_at(mapping, workspace), workspace)
+    else:
+        tenant = workspace
+    return lines_df.select(
+        "File",
+        "LineNumber",
+        "Line",
+        F.when(record["Type"] == F.lit(LOG_ANALYTICS_TYPE), F.lit(MESSAGE_EVENTS_CATEGORY))
+        .otherwise(F.coalesce(record["Type"], F.lit("")))
+        .alias("Category"),
+        tenant.alias("TenantId"),
+        record.alias("Properties"),
+        F.struct(
+            record["TimeGenerated"].alias("TimeGenerated"),
+            record["_ItemId"].alias("_ItemId"),
+            workspace.alias("WorkspaceId"),
+        ).alias("Envelope"),
+        _unreadable(F.col("Line")).alias("QuarantineReason"),
+    )
+
+
+def filter_message_events(parsed_df: DataFrame) -> DataFrame:
+    """The parsed MessageEvents records and the lines that are no record at all (to quarantine)."""
+    return parsed_df.filter(
+        F.col("QuarantineReason").isNotNull() | (F.col("Category") == F.lit(MESSAGE_EVENTS_CATEGORY))
+    )
+
+
+def _recipients(text: Column) -> tuple[Column, Column]:
+    """RecipientDetails typed from its JSON text (an array in the export, or a string holding one)."""
+    trimmed = F.trim(text)
+    is_null = text.isNull() | trimmed.isin("", "null")
+    parsed = F.from_json(trimmed, RECIPIENTS)
+    value = F.when(~is_null, parsed)
+    return value, ~is_null & parsed.isNull()
+
+
+def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...]) -> DataFrame:
+    """Parsed MessageEvents records (`filter_message_events`) as flat, typed rows.
+
+    Gives `TenantId`, the typed contract columns, the other known properties as text,
+    `OtherProperties` (the rest), the `envelope_times` (fields of `Envelope`, as timestamps),
+    `File`, `LineNumber`, `IngestKey` and `QuarantineReason`. `Timestamp` is the record's own,
+    never the envelope's. `IngestKey` is the record's `ReportId`, or a hash of the record where it
+    has none: with `TenantId` it identifies a delivery of the same event twice.
+    """
+    props = F.col("Properties")
+    timestamp, bad_timestamp = values.utc_instant_of(props["Timestamp"])
+    edited, _ = values.utc_instant_of(props["LastEditedTime"])
+    external, bad_external = values.flag_of_text(props["IsExternalThread"])
+    owned, bad_owned = values.flag_of_text(props["IsOwnedThread"])
+    recipients, bad_recipients = _recipients(props["RecipientDetails"])
+    tenant = F.col("TenantId")
+    report_id = props["ReportId"]
+    spelled = [spelling for spellings in SPELLINGS.values() for spelling in spellings]
+    known = F.array(*[F.lit(n) for n in dict.fromkeys((*TYPED, *KEPT_AS_TEXT, *spelled, *LOG_ANALYTICS_COLUMNS))])
+    reason = (
+        F.when(F.col("QuarantineReason").isNotNull(), F.col("QuarantineReason"))
+        .when(bad_timestamp, F.lit(schema.BAD_TIMESTAMP))
+        .when(tenant.isNull() | (F.trim(tenant) == F.lit("")), F.lit(schema.MISSING_TENANT))
+        .when(bad_external | bad_owned, F.lit(schema.BAD_FLAG))
+        .when(bad_recipients, F.lit(schema.BAD_RECIPIENTS))
+    )
+    has_report_id = report_id.isNotNull() & (F.trim(report_id) != F.lit(""))
+    key = F.when(has_report_id, report_id).otherwise(F.concat(F.lit("sha256:"), F.sha2(F.col("Line"), 256)))
+    return parsed_df.select(
+        tenant.alias("TenantId"),
+        timestamp.alias("Timestamp"),
+        props["TeamsMessageId"].alias("TeamsMessageId"),
+        report_id.alias("ReportId"),
+        props["SenderEmailAddress"].alias("SenderEmailAddress"),
+        recipients.alias("RecipientDetails"),
+        external.alias("IsExternalThread"),
+        owned.alias("IsOwnedThread"),
+        props["ThreatTypes"].alias("ThreatTypes"),
+        edited.alias("LastEditedTime"),
+        *[F.coalesce(*[props[n] for n in SPELLINGS.get(name, (name,))]).alias(name) for name in KEPT_AS_TEXT],
+        F.map_filter(props, lambda k, _v: ~F.array_contains(known, k)).alias("OtherProperties"),
+        *[values.utc_instant_of(F.col("Envelope")[name])[0].alias(name) for name in envelope_times],
+        "File",
+        "LineNumber",
+        key.alias("IngestKey"),
+        reason.alias("QuarantineReason"),
+        "Line",
+    )
+
+
+def first_delivery(events_df: DataFrame) -> DataFrame:
+    """One row per (TenantId, IngestKey): the first delivery (by file, then line) of a record
+    delivered more than once in the same batch. Needs `TenantId`, `IngestKey`, `File`, `LineNumber`."""
+    order = Window.partitionBy("TenantId", "IngestKey").orderBy(F.col("File"), F.col("LineNumber"))
+    first = F.row_number().over(order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    return events_df.withColumn("_Delivery", first).filter(F.col("_Delivery") == F.lit(1)).drop("_Delivery")

@@ -1,0 +1,140 @@
+"""The folders Defender's exports write to: which blobs grew since the last ingest, and their new
+complete lines. A blob is an append blob that keeps growing for hours, so what an ingest has
+consumed of each blob is kept as a byte offset (`<into>_ingest_files`), always at a line end.
+
+The folder is read through Spark's file sources (`binaryFile`), so a local folder, `abfss://` or
+a Unity Catalog volume are read alike; this is an export folder, never a Delta table's location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from partner_hunt.store import io, merge
+from partner_hunt.store.errors import first_line
+from partner_hunt.store.locations import TableRef
+
+FILES_DDL = "File string, BytesConsumed bigint, LinesConsumed bigint, Size bigint, ModifiedAt timestamp, RunId string"
+PROGRESS_DDL = "File string, BytesConsumed bigint, LinesConsumed bigint, Size bigint, ModifiedAt timestamp, BytesRead bigint, HeldBack int"
+
+
+class LandingError(ValueError):
+    """The export folder cannot be read as asked."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one ingest reads: its new complete lines and, per blob read, how far it got.
+
+    `lines_df` has `File`, `LineNumber` (1-based, over the whole blob) and `Line` (line end
+    removed); `progress_df` has the `FILES_DDL` columns without `RunId`, plus `BytesRead` and
+    `HeldBack` (1 when the blob ends in a line still being written, which is left for later).
+    """
+
+    lines_df: DataFrame
+    progress_df: DataFrame
+    files: int
+
+
+def list_blobs(spark: SparkSession, folder: str, pattern: str) -> DataFrame:
+    """Every blob under `folder` whose name matches `pattern`, recursively: `File`, `Size`, `ModifiedAt`.
+
+    Recursive lookup, not partition discovery: the export's layout (`m=` for the month and again
+    for the minute, `tenantId=` beside a field of the records) makes partition inference wrong.
+    Only the listing is read here, not the blobs' contents.
+    """
+    try:
+        listing = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", pattern)
+            .load(folder)
+        )
+        return listing.select(F.col("path").alias("File"), F.col("length").alias("Size"), F.col("modificationTime").alias("ModifiedAt"))
+    except AnalysisException as exc:
+        raise LandingError(f"the export folder '{folder}' cannot be read: {first_line(exc)}") from None
+
+
+def read_consumed(spark: SparkSession, files_ref: TableRef) -> DataFrame:
+    """What earlier ingests consumed of each blob (`FILES_DDL`), or no rows before the first."""
+    stored_df = io.read_table_if_exists(spark, files_ref)
+    return stored_df if stored_df is not None else spark.createDataFrame([], FILES_DDL)
+
+
+def grown_blobs(listing_df: DataFrame, consumed_df: DataFrame) -> list[tuple[str, int, int]]:
+    """(file, bytes consumed, lines consumed) of each blob with bytes not consumed yet, by name.
+
+    Bounded: one row per blob that grew since the last ingest (hours of an export, not events).
+    """
+    joined = listing_df.alias("l").join(consumed_df.alias("c"), on="File", how="left")
+    consumed = F.coalesce(F.col("c.BytesConsumed"), F.lit(0))
+    rows = (
+        joined.filter(F.col("l.Size") > consumed)
+        .select("File", consumed.alias("Bytes"), F.coalesce(F.col("c.LinesConsumed"), F.lit(0)).alias("Lines"))
+        .orderBy("File")
+        .collect()
+    )
+    return [(r["File"], int(r["Bytes"]), int(r["Lines"])) for r in rows]
+
+
+def read_new_lines(spark: SparkSession, blobs: list[tuple[str, int, int]]) -> Batch:
+    """The complete lines each blob holds past what was consumed, and the new offsets.
+
+    A blob's last line without a line end is still being appended: it is not read now, and its
+    bytes stay unconsumed, so the next ingest reads it whole. CRLF and LF line ends are both read.
+    """
+    offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint")
+    if not blobs:
+        empty = spark.createDataFrame([], "File string, LineNumber bigint, Line string")
+        progress = spark.createDataFrame([], PROGRESS_DDL)
+        return Batch(empty, progress, 0)
+    contents_df = spark.read.format("binaryFile").load([b[0] for b in blobs]).select(
+        F.col("path").alias("File"), "content", F.col("length").alias("Size"), F.col("modificationTime").alias("ModifiedAt")
+    )
+    # Bytes past the offset (always a line start), decoded; the tail after the last line end is
+    # the line still being written.
+    unread = F.substring(F.col("content"), F.col("Offset").cast("int") + F.lit(1), F.lit(2**31 - 1))
+    text = F.decode(unread, "UTF-8")
+    tail = F.substring_index(text, "\n", -1)
+    complete = F.expr("substring(_Text, 1, char_length(_Text) - char_length(_Tail))")
+    blobs_df = (
+        contents_df.join(offsets_df, on="File", how="inner")
+        .withColumn("_Text", text)
+        .withColumn("_Tail", tail)
+        .withColumn("_Complete", complete)
+        .drop("content")
+        .cache()
+    )
+    lines = F.split(F.col("_Complete"), "\n")
+    # The text after the final line end is empty: it is no line.
+    lines = F.slice(lines, 1, F.greatest(F.size(lines) - F.lit(1), F.lit(0)))
+    lines_df = blobs_df.select("File", "LinesBefore", F.posexplode(lines).alias("_Pos", "_Line")).select(
+        "File",
+        (F.col("LinesBefore") + F.col("_Pos") + F.lit(1)).cast("long").alias("LineNumber"),
+        F.regexp_replace(F.col("_Line"), "\r$", "").alias("Line"),
+    )
+    read = F.octet_length(F.col("_Complete")).cast("long")
+    count = F.greatest(F.size(F.split(F.col("_Complete"), "\n")) - F.lit(1), F.lit(0))
+    progress_df = blobs_df.select(
+        "File",
+        (F.col("Offset") + read).alias("BytesConsumed"),
+        (F.col("LinesBefore") + count).cast("long").alias("LinesConsumed"),
+        "Size",
+        "ModifiedAt",
+        read.alias("BytesRead"),
+        (F.col("_Tail") != F.lit("")).cast("int").alias("HeldBack"),
+    )
+    return Batch(lines_df, progress_df, len(blobs))
+
+
+def record_consumed(progress_df: DataFrame, files_ref: TableRef, run_id: str) -> None:
+    """Keep how far this ingest got in each blob it read (one row per blob, upserted)."""
+    merge.upsert(
+        progress_df.select("File", "BytesConsumed", "LinesConsumed", "Size", "ModifiedAt", F.lit(run_id).alias("RunId")),
+        files_ref,
+        "File",
+    )
