@@ -27,6 +27,8 @@ from partner_hunt.store.runlog import RunReport
 ROUTES = ("defender-storage", "log-analytics-export")
 # The envelope's own times, kept as columns of the flat table under their own names.
 ENVELOPE_TIMES = {"defender-storage": ("time", "_TimeReceivedBySvc"), "log-analytics-export": ("TimeGenerated",)}
+# What else of the envelope is kept: the export's item id, and the workspace a record came from.
+ENVELOPE_TEXT = {"defender-storage": (), "log-analytics-export": ("WorkspaceId", "_ItemId")}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,11 @@ def _ingest(
     progress_df = batch.progress_df.cache()
     try:
         parsed_df = parse(lines_df, route, config.ingest.workspace_tenants)
-        events_df = parsed_df.transform(landed.filter_message_events).transform(landed.to_message_events, ENVELOPE_TIMES[route]).cache()
+        events_df = (
+            parsed_df.transform(landed.filter_message_events)
+            .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
+            .cache()
+        )
         try:
             counts, good = _count(parsed_df, events_df, progress_df)
             report.ingest_counts = counts
@@ -166,7 +172,7 @@ def _write(
             .withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"})
             .withColumns({"IngestRunId": F.lit(report.run_id), "IngestedAt": F.lit(report.started_at).cast("timestamp")})
         )
-        existed = io.table_exists(spark, places.into)
+        before = io.table_version(spark, places.into) if io.table_exists(spark, places.into) else None
         merge.insert_new(
             rows_df,
             places.into,
@@ -175,10 +181,16 @@ def _write(
             # `run --incremental` reads a table's changes; a table ingest creates has them on.
             properties={"delta.enableChangeDataFeed": "true"},
         )
-        # Bounded: one commit's metrics, or one count of the rows a new table was created with.
-        inserted = int(io.last_commit_metrics(spark, places.into)["numTargetRowsInserted"]) if existed else rows_df.count()
-        counts["RecordsIngested"] = inserted
+        counts["RecordsIngested"] = inserted = _inserted(spark, places.into, before)
         counts["DuplicatesSkipped"] = good.records - inserted
     report.ingest_counts = counts
     report.result_rows = counts["RecordsIngested"]
 
+
+def _inserted(spark: SparkSession, ref: TableRef, before: int | None) -> int:
+    """Rows the ingest's commit added: from that commit's metrics (a MERGE that inserts nothing
+    makes no commit at all), never by counting the table."""
+    if before is not None and io.table_version(spark, ref) == before:
+        return 0
+    metrics = io.last_commit_metrics(spark, ref)
+    return int(metrics.get("numTargetRowsInserted") or metrics.get("numOutputRows") or 0)

@@ -185,11 +185,12 @@ def _recipients(text: Column) -> tuple[Column, Column]:
     return value, ~is_null & parsed.isNull()
 
 
-def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...]) -> DataFrame:
+def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], envelope_text: tuple[str, ...] = ()) -> DataFrame:
     """Parsed MessageEvents records (`filter_message_events`) as flat, typed rows.
 
     Gives `TenantId`, the typed contract columns, the other known properties as text,
-    `OtherProperties` (the rest), the `envelope_times` (fields of `Envelope`, as timestamps),
+    `OtherProperties` (the rest), the `envelope_times` (fields of `Envelope`, as timestamps) and
+    `envelope_text` (as they are),
     `File`, `LineNumber`, `IngestKey` and `QuarantineReason`. `Timestamp` is the record's own,
     never the envelope's. `IngestKey` is the record's `ReportId`, or a hash of the record where it
     has none: with `TenantId` it identifies a delivery of the same event twice.
@@ -227,6 +228,7 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...]) -> 
         *[F.coalesce(*[props[n] for n in SPELLINGS.get(name, (name,))]).alias(name) for name in KEPT_AS_TEXT],
         F.map_filter(props, lambda k, _v: ~F.array_contains(known, k)).alias("OtherProperties"),
         *[values.utc_instant_of(F.col("Envelope")[name])[0].alias(name) for name in envelope_times],
+        *[F.col("Envelope")[name].alias(name) for name in envelope_text],
         "File",
         "LineNumber",
         key.alias("IngestKey"),

@@ -7,6 +7,8 @@ cleanup, no `finally`, no run-log row: a machine that lost power) when it reache
 - `before-report`: after the partials, before the window report (results, evidence, alerts).
 - `after-results-commit`: right after the results table's commit, the run's last table commit.
 - `before-run-log`: after every table is written, before the run-log row is appended.
+- `after-ingest-quarantine`, `after-ingest-commit`: an ingest, after its quarantine's write and
+  after its table's commit (before it records what it consumed of each blob).
 - `mid-create-<table>` with `<table>` one of evidence, alerts, run_log, quarantine, partials: in the
   middle of that state table's first creation. "Middle" means what a kill during Delta's first
   write leaves behind: the data files are on disk (written here as Parquet part files) and the
