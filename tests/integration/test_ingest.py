@@ -255,3 +255,25 @@ def test_an_input_that_is_not_a_folder_is_refused_before_any_write(spark, tmp_pa
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("partner-hunt:")]
     assert code == 2 and len(err) == 1 and "does not exist" in err[0] and str(missing) in err[0]
     assert not into.exists()
+
+
+def test_refresh_after_an_ingest_recomputes_only_the_days_it_touched(spark, tmp_path):
+    from datetime import date
+
+    from partner_hunt.commands import backfill, refresh
+
+    folder, into, output = tmp_path / "export", tmp_path / "lake" / "events", tmp_path / "lake" / "results"
+    day2 = properties("d2", "2026-03-02T08:00:00.000Z", ["f@p.com"])
+    write_blob(folder, 1, 9, crlf(envelope(R1), envelope(R2)))
+    write_blob(folder, 2, 8, crlf(envelope(day2)))
+    run_ingest(spark, folder, into, output)
+    config = config_from_mapping(
+        {"source": str(into), "output": str(output), "hunt": {"end": "2026-03-04", "trailing_days": 3}, "alerts": {"enabled": False}}
+    )
+    backfill.backfill(spark, config, date(2026, 3, 1), date(2026, 3, 4))
+    # A late record for 2 March lands in that hour's blob, days after its time.
+    late = properties("late", "2026-03-02T08:30:00.000Z", ["g@p.com"], owned=False, threats="Phish", sender="x@p.com")
+    write_blob(folder, 2, 8, crlf(envelope(late)), mode="a")
+    assert run_ingest(spark, folder, into, output).ingest_counts["RecordsIngested"] == 1
+    report = refresh.run_incremental(spark, config)
+    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 2)])
