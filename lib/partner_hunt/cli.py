@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, help="days of data, ending today 00:00 UTC (config demo.days)")
     demo.add_argument("--seed", type=int, help="random seed (config demo.seed)")
     demo.add_argument("--tenants", type=int, help="tenants; more than 1 adds a TenantId column (config demo.tenants)")
+    demo.add_argument(
+        "--as-export", action="store_true", default=None,
+        help="write the sample as Defender's storage export and ingest it first, the path real data takes (config demo.as_export)",
+    )
     demo.add_argument("--mode", choices=("kql", "corrected"), help="hunt mode for the demo run")
     demo.add_argument("--top", type=int, help="how many result rows to print")
     demo.set_defaults(handler=cmd_demo)
@@ -191,6 +195,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "demo.days": get("days"),
         "demo.seed": get("seed"),
         "demo.tenants": get("tenants"),
+        "demo.as_export": get("as_export"),
     }
 
 
@@ -272,10 +277,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = demo.demo_config(resolve_config(args))
     spark = _session(config)
     d = config.demo
+    route = f" as Defender's storage export in {demo.export_folder(config)}, then ingesting it" if d.as_export else ""
     announce = lambda: terminal.say(  # noqa: E731
-        f"Generating {d.rows:,} MessageEvents rows over {d.days} days in {Path(d.lake).resolve()} ..."
+        f"Generating {d.rows:,} MessageEvents rows over {d.days} days in {Path(d.lake).resolve()}{route} ..."
     )
-    result = demo.demo(spark, config, on_start=announce)
+    result = demo.demo(spark, config, on_start=announce, say=terminal.say)
     terminal.print_run(result, config.hunt.include_ratio)
     if result.own_domains is not None:
         found = own_domains.describe(result.own_domains) or "none"

@@ -205,6 +205,8 @@ class DemoSettings:
     days: int = 30
     seed: int = 42
     tenants: int = 1
+    # Write the sample as Defender's storage export and ingest it, instead of writing the table.
+    as_export: bool = False
 
     def __post_init__(self) -> None:
         for key in ("rows", "days", "tenants"):

@@ -277,3 +277,23 @@ def test_refresh_after_an_ingest_recomputes_only_the_days_it_touched(spark, tmp_
     assert run_ingest(spark, folder, into, output).ingest_counts["RecordsIngested"] == 1
     report = refresh.run_incremental(spark, config)
     assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 2)])
+
+
+def test_demo_as_export_equals_the_demo_written_flat(spark, tmp_path):
+    """Compares two paths: the sample through the export and `ingest`, and written as the table."""
+    from partner_hunt.cli import run_cli
+
+    common = ["--rows", "4000", "--days", "3", "--seed", "5", "--tenants", "2", "--master", "local[2]"]
+    assert run_cli(["demo", *common, "--lake", str(tmp_path / "flat")]) == 0
+    assert run_cli(["demo", *common, "--lake", str(tmp_path / "exported"), "--as-export"]) == 0
+    columns = ["TenantId", "SenderFromDomain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats", "Bad_Traffic_Percentage"]
+
+    def results(lake):
+        return io.read_table(spark, TableRef(str(tmp_path / lake / "partner_hunt_results"), True)).select(*columns)
+
+    flat = results("flat")
+    assert flat.count() > 0
+    assert_df_equality(results("exported"), flat, ignore_row_order=True, ignore_nullable=True)
+    log = io.read_table(spark, TableRef(str(tmp_path / "exported" / "partner_hunt_results_run_log"), True))
+    ingested = log.filter(F.col("Command") == "ingest --from defender-storage").collect()
+    assert len(ingested) == 1 and ingested[0]["IngestCounts"]["RecordsIngested"] == 4000

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
+from partner_hunt.commands.steps import ingest
 from partner_hunt.commands.steps.window import run_window
 from partner_hunt.config import Config
 from partner_hunt.core import sample
-from partner_hunt.store import checks, io
+from partner_hunt.store import checks, io, landing
 from partner_hunt.store.locations import Locations, TableRef
 from partner_hunt.store.runlog import RunReport
 
@@ -32,15 +33,40 @@ def demo_config(config: Config) -> Config:
     return replace(config, source=str(lake / "message_events"), output=str(lake / "partner_hunt_results"), hunt=hunt)
 
 
-def demo(spark: SparkSession, config: Config, on_start: Callable[[], None] | None = None) -> RunReport:
+def demo(
+    spark: SparkSession, config: Config, on_start: Callable[[], None] | None = None, say: Callable[[str], None] | None = None
+) -> RunReport:
     """Write the sample lake (replacing one from an earlier demo), then run the hunt over it.
 
-    `config` is `demo_config`'s; `on_start` is told before the lake is generated (a progress line).
+    `config` is `demo_config`'s; `on_start` is told before the lake is generated, `say` gets the
+    ingest's progress lines (`demo.as_export`).
     """
     checks.check_locations(spark, Locations.from_config(config), source_must_exist=False)
     if on_start is not None:
         on_start()
     d = config.demo
     events_df = sample.generate_events(spark, d.rows, days=d.days, seed=d.seed, tenants=d.tenants)
-    io.overwrite(sample.in_arrival_order(events_df, d.days), TableRef.parse(config.source))
+    if d.as_export:
+        _through_the_export(spark, config, events_df, say)
+    else:
+        io.overwrite(sample.in_arrival_order(events_df, d.days), TableRef.parse(config.source))
     return run_window(spark, config, "demo")
+
+
+def export_folder(config: Config) -> Path:
+    """Where `demo --as-export` writes the sample as the Streaming API's storage container."""
+    return Path(config.demo.lake).resolve() / "export" / "insights-logs-advancedhunting-messageevents"
+
+
+def _through_the_export(spark: SparkSession, config: Config, events_df: DataFrame, say: Callable[[str], None] | None) -> None:
+    """The whole path a newcomer's data takes: the export's blobs, then `ingest` into the table.
+
+    The demo regenerates its lake, so the earlier table and what was ingested into it go first.
+    """
+    places = ingest.IngestPlaces.of(config, None)
+    for ref in (places.into, places.files, places.quarantine):
+        landing.remove_local_folder(ref.location)
+    folder = export_folder(config)
+    landing.remove_local_folder(str(folder))
+    landing.write_local_export(sample.export_lines(events_df), str(folder))
+    ingest.ingest_folder(spark, config, "defender-storage", str(folder), say=say)

@@ -1,50 +1,15 @@
-"""`partner-hunt ingest`: Defender's exports, as they land, into the flat MessageEvents table.
-
-Lossless and exactly once, whatever is killed when: each blob's consumed bytes end at a line end
-(a line still being written is read once it is complete); a record delivered twice (a re-read, a
-retry, at-least-once delivery) is kept once, by (TenantId, ReportId or a hash of the record); the
-table only ever gains rows (an insert-only MERGE), so `run --incremental` sees appends. The writes
-go quarantine, table, then consumed offsets: a rerun after a kill reads the same lines again and
-each write adds only what is not there yet.
-"""
+"""`partner-hunt ingest --from ROUTE --input FOLDER [--into TABLE]`: Defender's exports, as they
+land, into the flat MessageEvents table every command reads (docs/ingest.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
+from partner_hunt.commands.steps.ingest import ingest_folder
 from partner_hunt.config import Config
-from partner_hunt.core import landed, privacy
-from partner_hunt.core.tables import INGEST_COUNTS, INGEST_QUARANTINE_DDL, columns
-from partner_hunt.store import checks, faults, io, landing, merge, runlog
-from partner_hunt.store.locations import Locations, TableRef, folder_location, resolve
 from partner_hunt.store.runlog import RunReport
-
-ROUTES = ("defender-storage", "log-analytics-export")
-# The envelope's own times, kept as columns of the flat table under their own names.
-ENVELOPE_TIMES = {"defender-storage": ("time", "_TimeReceivedBySvc"), "log-analytics-export": ("TimeGenerated",)}
-# What else of the envelope is kept: the export's item id, and the workspace a record came from.
-ENVELOPE_TEXT = {"defender-storage": (), "log-analytics-export": ("WorkspaceId", "_ItemId")}
-
-
-@dataclass(frozen=True)
-class IngestPlaces:
-    """The tables an ingest writes: the flat table, its quarantine, and what it consumed."""
-
-    into: TableRef
-    quarantine: TableRef
-    files: TableRef
-
-    @classmethod
-    def of(cls, config: Config, into: str | None) -> IngestPlaces:
-        """`--into` (default: the config's `source`), the others from `ingest.*` or beside it."""
-        ref = TableRef.parse(into or config.source)
-        settings = config.ingest
-        return cls(ref, resolve(settings.quarantine, ref.sibling("ingest_quarantine")), resolve(settings.files, ref.sibling("ingest_files")))
 
 
 def ingest(
@@ -55,142 +20,5 @@ def ingest(
     into: str | None = None,
     say: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Read what is new in the export folder `input_folder` and add its MessageEvents to the table."""
-    if route not in ROUTES:
-        raise ValueError(f"--from {route!r} is not one of {', '.join(ROUTES)}")
-    places = IngestPlaces.of(config, into)
-    folder = folder_location(input_folder)
-    # The run log sits where the other commands keep theirs; its Source is the table written.
-    logged = replace(config, source=places.into.location)
-    writes = {"--into": places.into, "ingest.quarantine": places.quarantine, "ingest.files": places.files}
-    checks.check_ingest(spark, Locations.from_config(logged).run_log, folder, writes)
-    with runlog.tracked(spark, logged, f"ingest --from {route}") as report:
-        report.ingest_input = folder
-        _ingest(spark, config, report, route, folder, places, say or (lambda _message: None))
-    return report
-
-
-def _ingest(
-    spark: SparkSession, config: Config, report: RunReport, route: str, folder: str, places: IngestPlaces, say: Callable[[str], None]
-) -> None:
-    pattern = "*.json"
-    blobs = landing.grown_blobs(landing.list_blobs(spark, folder, pattern), landing.read_consumed(spark, places.files))
-    say(f"ingest: {len(blobs):,} blob(s) with new bytes in {folder}")
-    batch = landing.read_new_lines(spark, blobs)
-    lines_df = batch.lines_df.cache()
-    progress_df = batch.progress_df.cache()
-    try:
-        parsed_df = parse(lines_df, route, config.ingest.workspace_tenants)
-        events_df = (
-            parsed_df.transform(landed.filter_message_events)
-            .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
-            .cache()
-        )
-        try:
-            counts, good = _count(parsed_df, events_df, progress_df)
-            report.ingest_counts = counts
-            report.rows_read = counts["Records"]
-            report.rows_quarantined = counts["Quarantined"]
-            say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
-            _write(spark, config, report, places, events_df, counts, good)
-        finally:
-            events_df.unpersist()
-        faults.point("after-ingest-commit")
-        landing.record_consumed(progress_df, places.files, report.run_id)
-    finally:
-        lines_df.unpersist()
-        progress_df.unpersist()
-
-
-def parse(lines_df: DataFrame, route: str, workspace_tenants: Mapping[str, str]) -> DataFrame:
-    """The lines parsed as their route writes them (`landed.PARSED_COLUMNS`)."""
-    if route == "log-analytics-export":
-        return landed.parse_log_analytics_lines(lines_df, workspace_tenants)
-    return landed.parse_storage_lines(lines_df)
-
-
-@dataclass(frozen=True)
-class Good:
-    """The batch's MessageEvents records that are not quarantined: how many, and their time span."""
-
-    records: int
-    first: datetime | None
-    last: datetime | None
-
-
-def _count(parsed_df: DataFrame, events_df: DataFrame, progress_df: DataFrame) -> tuple[dict[str, int], Good]:
-    """The run log's counts: one small job over the parsed lines, one over the per-blob progress."""
-    other = F.col("QuarantineReason").isNull() & ~F.coalesce(F.col("Category") == F.lit(landed.MESSAGE_EVENTS_CATEGORY), F.lit(False))
-    # Bounded: one row each.
-    lines = parsed_df.agg(F.count(F.lit(1)).alias("Records"), F.count_if(other).alias("OtherCategories")).collect()[0]
-    events = events_df.agg(
-        F.count_if(F.col("QuarantineReason").isNotNull()).alias("Quarantined"),
-        F.count_if(F.col("QuarantineReason").isNull()).alias("Good"),
-        F.min(F.when(F.col("QuarantineReason").isNull(), F.col("Timestamp"))).alias("First"),
-        F.max(F.when(F.col("QuarantineReason").isNull(), F.col("Timestamp"))).alias("Last"),
-    ).collect()[0]
-    blobs = progress_df.agg(
-        F.count(F.lit(1)).alias("FilesRead"), F.sum("BytesRead").alias("BytesRead"), F.sum("HeldBack").alias("Held")
-    ).collect()[0]
-    counts = dict.fromkeys(INGEST_COUNTS, 0)
-    counts.update(
-        FilesRead=int(blobs["FilesRead"] or 0),
-        BytesRead=int(blobs["BytesRead"] or 0),
-        Records=int(lines["Records"] or 0),
-        OtherCategories=int(lines["OtherCategories"] or 0),
-        Quarantined=int(events["Quarantined"] or 0),
-        IncompleteLinesHeldBack=int(blobs["Held"] or 0),
-    )
-    return counts, Good(int(events["Good"] or 0), events["First"], events["Last"])
-
-
-def _write(
-    spark: SparkSession, config: Config, report: RunReport, places: IngestPlaces, events_df: DataFrame, counts: dict[str, int], good: Good
-) -> None:
-    """Quarantine first, then the table: a line is never lost between them, and each is idempotent."""
-    bad_df = events_df.filter(F.col("QuarantineReason").isNotNull())
-    if counts["Quarantined"]:
-        record = privacy.source_record(F.col("Line"), config.quality.quarantine_record)
-        quarantine_df = bad_df.select(
-            "File",
-            "LineNumber",
-            F.col("QuarantineReason").alias("Reason"),
-            F.lit(landed.MESSAGE_EVENTS_CATEGORY).alias("Category"),
-            "TenantId",
-            record.alias("Record"),
-            F.lit(report.run_id).alias("RunId"),
-            F.lit(report.started_at).cast("timestamp").alias("QuarantinedAt"),
-        ).select(*columns(INGEST_QUARANTINE_DDL))
-        merge.insert_new(quarantine_df, places.quarantine, ["File", "LineNumber"])
-    faults.point("after-ingest-quarantine")
-    if good.records:
-        rows_df = (
-            events_df.filter(F.col("QuarantineReason").isNull())
-            .drop("QuarantineReason", "Line")
-            .transform(landed.first_delivery)
-            # Where each record came from and which ingest wrote it, beside the record.
-            .withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"})
-            .withColumns({"IngestRunId": F.lit(report.run_id), "IngestedAt": F.lit(report.started_at).cast("timestamp")})
-        )
-        before = io.table_version(spark, places.into) if io.table_exists(spark, places.into) else None
-        merge.insert_new(
-            rows_df,
-            places.into,
-            ["TenantId", "IngestKey"],
-            within=("Timestamp", good.first, good.last),
-            # `run --incremental` reads a table's changes; a table ingest creates has them on.
-            properties={"delta.enableChangeDataFeed": "true"},
-        )
-        counts["RecordsIngested"] = inserted = _inserted(spark, places.into, before)
-        counts["DuplicatesSkipped"] = good.records - inserted
-    report.ingest_counts = counts
-    report.result_rows = counts["RecordsIngested"]
-
-
-def _inserted(spark: SparkSession, ref: TableRef, before: int | None) -> int:
-    """Rows the ingest's commit added: from that commit's metrics (a MERGE that inserts nothing
-    makes no commit at all), never by counting the table."""
-    if before is not None and io.table_version(spark, ref) == before:
-        return 0
-    metrics = io.last_commit_metrics(spark, ref)
-    return int(metrics.get("numTargetRowsInserted") or metrics.get("numOutputRows") or 0)
+    """Read what is new in the export folder and add its MessageEvents to the table, exactly once."""
+    return ingest_folder(spark, config, route, input_folder, into, say)

@@ -11,6 +11,9 @@ from datetime import datetime, timedelta, timezone
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from partner_hunt.core.landed import MESSAGE_EVENTS_CATEGORY
+from partner_hunt.core.schema import DEFAULT_TENANT_ID
+
 OWN_DOMAIN = "contoso.com"
 _NAMES = (
     "fabrikam adventure-works northwind tailspin wingtip woodgrove litware proseware fourthcoffee "
@@ -163,3 +166,34 @@ def in_arrival_order(events_df: DataFrame, days: int) -> DataFrame:
     backfill or an incremental run read only the files of its days instead of the whole table.
     """
     return events_df.repartitionByRange(max(1, min(days, 366)), "Timestamp")
+
+
+def export_lines(events_df: DataFrame) -> DataFrame:
+    """Sample events as Defender's Streaming API writes them to storage: `Blob` (the hour's blob,
+    relative to the container) and `Line` (one envelope, JSON).
+
+    Needs `generate_events` rows. The blob path and the times are UTC whatever the session zone;
+    a clean message's `ThreatTypes` is null, as the export writes it.
+    """
+    tenant = F.col("TenantId") if "TenantId" in events_df.columns else F.lit(DEFAULT_TENANT_ID)
+    seconds = F.unix_seconds(F.col("Timestamp"))
+    day = F.date_from_unix_date(F.floor(seconds / F.lit(86_400)).cast("int"))
+    hour = F.floor(F.pmod(seconds, F.lit(86_400)) / F.lit(3_600)).cast("int")
+    properties = F.struct(
+        *[F.col(c) for c in events_df.columns if c not in ("TenantId", "ThreatTypes")],
+        F.when(F.col("ThreatTypes") != F.lit(""), F.col("ThreatTypes")).alias("ThreatTypes"),
+    )
+    envelope = F.struct(
+        F.col("Timestamp").alias("time"),
+        tenant.alias("tenantId"),
+        F.lit("Publish").alias("operationName"),
+        F.lit(MESSAGE_EVENTS_CATEGORY).alias("category"),
+        F.col("Timestamp").alias("_TimeReceivedBySvc"),
+        properties.alias("properties"),
+        F.lit("DefaultTenant").alias("Tenant"),
+    )
+    blob = F.format_string(
+        "tenantId=%s/y=%04d/m=%02d/d=%02d/h=%02d/m=00/PT1H.json", tenant, F.year(day), F.month(day), F.dayofmonth(day), hour
+    )
+    options = {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"}
+    return events_df.select(blob.alias("Blob"), F.to_json(envelope, options).alias("Line"))

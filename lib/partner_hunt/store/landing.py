@@ -8,7 +8,11 @@ a Unity Catalog volume are read alike; this is an export folder, never a Delta t
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -138,3 +142,32 @@ def record_consumed(progress_df: DataFrame, files_ref: TableRef, run_id: str) ->
         files_ref,
         "File",
     )
+
+
+def write_local_export(lines_df: DataFrame, folder: str) -> int:
+    """Write `Blob`/`Line` rows as an export folder on this machine, one blob per `Blob` path with
+    CRLF line ends, as Defender writes it; a blob already there is replaced. Returns the blobs
+    written. For the demo's local lake: Spark writes the lines, the blobs get their names here.
+    """
+    staging = os.path.join(folder, "_staging")
+    lines_df.repartition("Blob").write.mode("overwrite").option("lineSep", "\r\n").partitionBy("Blob").text(staging)
+    blobs = 0
+    for entry in sorted(os.listdir(staging)):
+        if not entry.startswith("Blob="):
+            continue
+        target = os.path.join(folder, unquote(entry[len("Blob=") :]))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        parts = sorted(glob.glob(os.path.join(staging, entry, "part-*")))
+        with open(target, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+        blobs += 1
+    shutil.rmtree(staging)
+    return blobs
+
+
+def remove_local_folder(location: str) -> None:
+    """Remove a folder of this machine's disk, if there is one (the demo's own lake only)."""
+    if os.path.isdir(location):
+        shutil.rmtree(location)
