@@ -21,7 +21,10 @@ What it does, in one Python process and one Spark session (local[*], spark.drive
   * whole process, at the largest size: `partner-hunt run` as a subprocess against
     `python tests/naive_kql.py` on the same lake, both writing their results to Delta, with
     spark.driver.memory=1g;
-  * incremental cost: the refresh after one appended day against a recompute (see `bench_incremental`).
+  * incremental cost: the refresh after one appended day against a recompute (see `bench_incremental`);
+  * ingest (`--sections ingest`, at the smallest size): `partner-hunt ingest` of a seeded storage
+    export against `spark.read.json` of the same files written to Delta with no deduplication, and
+    one new hour ingested into the full table against into an empty one (see `bench_ingest`).
 """
 
 from __future__ import annotations
@@ -812,6 +815,13 @@ def machine() -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     print()
+    if "ingest" in results:
+        ing = results["ingest"]
+        print(f"ingest of a storage export, {ing['rows']:,} events ({ing['export_mb']} MB of JSON Lines), medians:")
+        for name, seconds in ing["median_seconds"].items():
+            print(f"  {name:<16} {seconds:>8.2f} s")
+        print(f"  ingest throughput / spark.read.json throughput {ing['ingest_throughput_over_json']}x (target: >= 0.5)")
+        print(f"  one new hour, into the full table / into an empty one {ing['hour_full_over_empty']}x (target: <= 2)")
     print(f"load average (1, 5, 15 min) before/after: {results['load_before']} / {results.get('load_after')}")
     for size in results["sizes"]:
         print()
@@ -901,7 +911,73 @@ def print_breakdown(name: str, breakdown: dict[str, Any]) -> None:
     print(f"    metadata reads through io.py: {text or 'none'}")
 
 
-SECTIONS = ("query", "commands", "incremental", "process", "process-refresh")
+SECTIONS = ("query", "commands", "incremental", "process", "process-refresh", "ingest")
+
+
+def bench_ingest(spark: SparkSession, out_dir: Path, rows: int, days: int, seed: int, repeats: int) -> dict[str, Any]:
+    """The ingest's throughput against the plain JSON read it has to beat, and its cost per new hour.
+
+    Baseline: `spark.read.json` of the export folder, its MessageEvents records' properties written
+    to a fresh Delta table, with no deduplication, no quarantine and no offsets. The ingest writes a
+    fresh table each round too. Then one new hour (about rows / (days x 24) events) is ingested into
+    the full table and, for comparison, into an empty one: the dedupe must not rescan the table.
+    """
+    from partner_hunt.commands.steps.ingest import ingest_folder
+    from partner_hunt.core.landed import MESSAGE_EVENTS_CATEGORY
+    from partner_hunt.store import landing
+
+    base = out_dir / f"export-{rows}-d{days}-s{seed}"
+    folder = base / "insights-logs-advancedhunting-messageevents"
+    hour = base / "new-hour"
+    marker = base / "export.json"
+    meta = {"rows": rows, "days": days, "seed": seed, "end": LAKE_END.isoformat()}
+    if not (marker.is_file() and json.loads(marker.read_text()) == meta):
+        shutil.rmtree(base, ignore_errors=True)
+        started = time.perf_counter()
+        events_df = sample.generate_events(spark, rows, days=days, seed=seed, end=LAKE_END)
+        landing.write_local_export(sample.export_lines(events_df), str(folder))
+        # The first hour after the lake: a day's worth generated, its first hour kept.
+        next_df = sample.generate_events(spark, max(24, rows // days), days=1, seed=seed + 1, end=LAKE_END + timedelta(days=1))
+        first_hour = next_df.filter(F.col("Timestamp") < F.lit(LAKE_END + timedelta(hours=1)))
+        landing.write_local_export(sample.export_lines(first_hour), str(hour))
+        marker.write_text(json.dumps(meta))
+        print(f"generated the export of {rows:,} events in {time.perf_counter() - started:.0f} s: {folder}", flush=True)
+    export_bytes = sum(f.stat().st_size for f in folder.rglob("*.json"))
+    work = out_dir / "ingest-work"
+
+    def config(name: str) -> Config:
+        return bench_config(work / name / "message_events", work / name / "results")
+
+    def ingest_round(name: str, source_folder: Path) -> float:
+        started = time.perf_counter()
+        report = ingest_folder(spark, config(name), "defender-storage", str(source_folder))
+        assert report.status == "succeeded"
+        return time.perf_counter() - started
+
+    def json_round(name: str) -> float:
+        started = time.perf_counter()
+        records = spark.read.option("recursiveFileLookup", "true").json(str(folder))
+        flat = records.filter(F.col("category") == F.lit(MESSAGE_EVENTS_CATEGORY)).select("tenantId", "properties.*")
+        flat.write.format("delta").mode("overwrite").save(str(work / name / "json_events"))
+        return time.perf_counter() - started
+
+    shutil.rmtree(work, ignore_errors=True)
+    timings: dict[str, list[float]] = {"ingest": [], "json": [], "hour into full": [], "hour into empty": []}
+    for i in range(max(1, repeats)):
+        timings["json"].append(json_round(f"r{i}"))
+        timings["ingest"].append(ingest_round(f"r{i}", folder))
+        timings["hour into full"].append(ingest_round(f"r{i}", hour))
+        timings["hour into empty"].append(ingest_round(f"e{i}", hour))
+        print(f"  ingest round {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in timings.items()), flush=True)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    return {
+        "rows": rows,
+        "export_mb": round(export_bytes / 2**20, 1),
+        "median_seconds": {k: round(v, 2) for k, v in med.items()},
+        "runs": {k: [round(x, 2) for x in v] for k, v in timings.items()},
+        "ingest_throughput_over_json": round(med["json"] / med["ingest"], 2),
+        "hour_full_over_empty": round(med["hour into full"] / med["hour into empty"], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -973,6 +1049,11 @@ def main(argv: list[str] | None = None) -> int:
         biggest = max(sizes)
         print(f"timing the incremental refresh in process at {biggest:,} rows ...", flush=True)
         results["incremental"] = bench_incremental(spark, lakes[biggest], biggest, args.days, args.seed, args.repeats, out_dir)
+        save()
+    if "ingest" in sections:
+        smallest = min(sizes)
+        print(f"timing the ingest of an export of {smallest:,} events ...", flush=True)
+        results["ingest"] = bench_ingest(spark, out_dir, smallest, args.days, args.seed, args.repeats)
         save()
     if "process-refresh" in sections:
         # This session only backfills and appends between the timed processes; it sits idle while they run.

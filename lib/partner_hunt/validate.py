@@ -1,5 +1,6 @@
 """Typed mappings into frozen dataclasses: every value checked against its field's type hint,
-every problem named by its dotted key. The machinery behind `config.py`, with no settings of its own."""
+every problem named by its dotted key, and YAML read as YAML 1.2. The machinery behind `config.py`,
+with no settings of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import types
 import typing
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 class ConfigError(ValueError):
@@ -122,3 +126,61 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
         dotted = f"{prefix}.{key}" if prefix else key
         kwargs[key] = coerce(value, hints[key], dotted)
     return cls(**kwargs)
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2's core schema for booleans, integers and floats.
+
+    YAML 1.1 reads `include_ratio: yes` as true, a tenant named `on` as the key True, `top: 1_000`
+    as 1000, `1:30` as 90 (base 60) and `010` as 8 (octal). YAML 1.2 keeps the first four strings,
+    which then fail validation naming their key, and reads `010` as 10.
+    """
+
+
+_YAML12_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# Integers first: every integer also matches the float pattern.
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML12_INT, list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 integer: decimal (a leading zero is no octal), `0o` octal or `0x` hex."""
+    text = str(loader.construct_scalar(node))
+    if not _YAML12_INT.match(text):
+        # Only an explicit `!!int` tag gets here with anything else.
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a YAML 1.2 integer", node.start_mark)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_mapping(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML config file into a plain mapping (not yet validated); None gives {}."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top, got {type(data).__name__}")
+    return dict(data)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -94,6 +94,7 @@ ENVELOPE = T.StructType(
         T.StructField("_TimeReceivedBySvc", T.StringType()),
         T.StructField("Tenant", T.StringType()),
         T.StructField("properties", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("_corrupt_record", T.StringType()),
     ]
 )
 FLAT = "map<string,string>"
@@ -102,15 +103,16 @@ FLAT = "map<string,string>"
 PARSED_COLUMNS = ("File", "LineNumber", "Line", "Category", "TenantId", "Properties", "Envelope", "QuarantineReason")
 
 
-def _unreadable(line: Column) -> Column:
-    """`NOT_A_RECORD` for a blank line, `NOT_JSON` for one that is not a JSON object, else null.
+# `from_json` gives a struct of nulls, not a null, for text that is not JSON: the text it could
+# not parse is kept in this field instead, so one parse tells both.
+CORRUPT = "_corrupt_record"
+_PERMISSIVE = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
 
-    `from_json` gives a struct of nulls, not a null, for text that is not JSON, so the text is
-    checked on its own.
-    """
+
+def _unreadable(line: Column, corrupt: Column) -> Column:
+    """`NOT_A_RECORD` for a blank line, `NOT_JSON` for one that is not a JSON object, else null."""
     text = F.trim(line)
-    is_object = F.startswith(text, F.lit("{")) & F.try_parse_json(text).isNotNull()
-    return F.when(text == F.lit(""), F.lit(NOT_A_RECORD)).when(~is_object, F.lit(NOT_JSON))
+    return F.when(text == F.lit(""), F.lit(NOT_A_RECORD)).when(corrupt.isNotNull() | ~F.startswith(text, F.lit("{")), F.lit(NOT_JSON))
 
 
 def parse_storage_lines(lines_df: DataFrame) -> DataFrame:
@@ -120,7 +122,7 @@ def parse_storage_lines(lines_df: DataFrame) -> DataFrame:
     fields (`time`, `_TimeReceivedBySvc`, `operationName`, `Tenant`) as text. A line that is not a
     JSON object gets `NOT_JSON` (`NOT_A_RECORD` when blank).
     """
-    parsed = F.from_json(F.col("Line"), ENVELOPE)
+    parsed = F.from_json(F.col("Line"), ENVELOPE, _PERMISSIVE)
     return lines_df.select(
         "File",
         "LineNumber",
@@ -134,7 +136,7 @@ def parse_storage_lines(lines_df: DataFrame) -> DataFrame:
             parsed["operationName"].alias("operationName"),
             parsed["Tenant"].alias("Tenant"),
         ).alias("Envelope"),
-        _unreadable(F.col("Line")).alias("QuarantineReason"),
+        _unreadable(F.col("Line"), parsed[CORRUPT]).alias("QuarantineReason"),
     )
 
 
@@ -165,14 +167,8 @@ def parse_log_analytics_lines(lines_df: DataFrame, workspace_tenants: Mapping[st
             record["_ItemId"].alias("_ItemId"),
             workspace.alias("WorkspaceId"),
         ).alias("Envelope"),
-        _unreadable(F.col("Line")).alias("QuarantineReason"),
-    )
-
-
-def filter_message_events(parsed_df: DataFrame) -> DataFrame:
-    """The parsed MessageEvents records and the lines that are no record at all (to quarantine)."""
-    return parsed_df.filter(
-        F.col("QuarantineReason").isNotNull() | (F.col("Category") == F.lit(MESSAGE_EVENTS_CATEGORY))
+        # A map has no field for the corrupt text: a line that is not JSON parses to null here.
+        _unreadable(F.col("Line"), F.when(record.isNull(), F.col("Line"))).alias("QuarantineReason"),
     )
 
 
@@ -186,12 +182,14 @@ def _recipients(text: Column) -> tuple[Column, Column]:
 
 
 def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], envelope_text: tuple[str, ...] = ()) -> DataFrame:
-    """Parsed MessageEvents records (`filter_message_events`) as flat, typed rows.
+    """Parsed lines as flat, typed MessageEvents rows.
 
     Gives `TenantId`, the typed contract columns, the other known properties as text,
     `OtherProperties` (the rest), the `envelope_times` (fields of `Envelope`, as timestamps) and
     `envelope_text` (as they are),
-    `File`, `LineNumber`, `IngestKey` and `QuarantineReason`. `Timestamp` is the record's own,
+    `File`, `LineNumber`, `IngestKey`, `Category`, `IsMessageEvent` and `QuarantineReason` (a line
+    that is no record, or a MessageEvents record it cannot trust; a record of another category
+    keeps none and is not a MessageEvent). `Timestamp` is the record's own,
     never the envelope's. `IngestKey` is the record's `ReportId`, or a hash of the record where it
     has none: with `TenantId` it identifies a delivery of the same event twice.
     """
@@ -205,8 +203,10 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
     report_id = props["ReportId"]
     spelled = [spelling for spellings in SPELLINGS.values() for spelling in spellings]
     known = F.array(*[F.lit(n) for n in dict.fromkeys((*TYPED, *KEPT_AS_TEXT, *spelled, *LOG_ANALYTICS_COLUMNS))])
+    is_event = F.col("QuarantineReason").isNull() & F.coalesce(F.col("Category") == F.lit(MESSAGE_EVENTS_CATEGORY), F.lit(False))
     reason = (
         F.when(F.col("QuarantineReason").isNotNull(), F.col("QuarantineReason"))
+        .when(~is_event, F.lit(None).cast("string"))
         .when(bad_timestamp, F.lit(schema.BAD_TIMESTAMP))
         .when(tenant.isNull() | (F.trim(tenant) == F.lit("")), F.lit(schema.MISSING_TENANT))
         .when(bad_external | bad_owned, F.lit(schema.BAD_FLAG))
@@ -232,6 +232,8 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
         "File",
         "LineNumber",
         key.alias("IngestKey"),
+        "Category",
+        is_event.alias("IsMessageEvent"),
         reason.alias("QuarantineReason"),
         "Line",
     )
@@ -240,6 +242,8 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
 def first_delivery(events_df: DataFrame) -> DataFrame:
     """One row per (TenantId, IngestKey): the first delivery (by file, then line) of a record
     delivered more than once in the same batch. Needs `TenantId`, `IngestKey`, `File`, `LineNumber`."""
-    order = Window.partitionBy("TenantId", "IngestKey").orderBy(F.col("File"), F.col("LineNumber"))
-    first = F.row_number().over(order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    return events_df.withColumn("_Delivery", first).filter(F.col("_Delivery") == F.lit(1)).drop("_Delivery")
+    keys = ["TenantId", "IngestKey"]
+    rest = [c for c in events_df.columns if c not in keys]
+    # An aggregation, not a ranking window: it hashes the keys instead of sorting every row.
+    first = F.min_by(F.struct(*rest), F.struct("File", "LineNumber"))
+    return events_df.groupBy(*keys).agg(first.alias("_First")).select(*keys, "_First.*").select(*events_df.columns)

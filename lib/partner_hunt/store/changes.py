@@ -17,7 +17,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from partner_hunt.core import hunt, schema
+from partner_hunt.core import bronze, hunt, schema
 from partner_hunt.store import io
 from partner_hunt.store.errors import first_line
 from partner_hunt.store.locations import TableRef
@@ -241,7 +241,9 @@ def _appended_days(spark: SparkSession, ref: TableRef, first: int) -> frozenset[
 def source_days(rows_df: DataFrame) -> DataFrame:
     """The distinct UTC days of some source rows, Timestamp in any accepted shape (column `Day`).
 
-    Rows whose time cannot be read belong to no day (`run` over a window quarantines them).
+    Rows whose time cannot be read belong to no day (`run` over a window quarantines them). A
+    bronze table's changed rows are read as `run` reads the table (`bronze.to_flat`).
     """
-    canonical = rows_df.transform(schema.to_canonical, schema.Requirements())
+    flat_df = bronze.to_flat(rows_df, bronze.detect_shape(rows_df.schema))
+    canonical = flat_df.transform(schema.to_canonical, schema.Requirements())
     return canonical.select(hunt.utc_day(F.col("Timestamp")).alias("Day")).filter(F.col("Day").isNotNull()).distinct()

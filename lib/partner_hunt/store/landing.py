@@ -37,11 +37,18 @@ class Batch:
     `lines_df` has `File`, `LineNumber` (1-based, over the whole blob) and `Line` (line end
     removed); `progress_df` has the `FILES_DDL` columns without `RunId`, plus `BytesRead` and
     `HeldBack` (1 when the blob ends in a line still being written, which is left for later).
+    Both come from one cached read of the blobs' new bytes: `release` drops it.
     """
 
     lines_df: DataFrame
     progress_df: DataFrame
     files: int
+    cached: DataFrame | None = None
+
+    def release(self) -> None:
+        """Drop the cached lines."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 def list_blobs(spark: SparkSession, folder: str, pattern: str) -> DataFrame:
@@ -91,48 +98,45 @@ def read_new_lines(spark: SparkSession, blobs: list[tuple[str, int, int]]) -> Ba
     A blob's last line without a line end is still being appended: it is not read now, and its
     bytes stay unconsumed, so the next ingest reads it whole. CRLF and LF line ends are both read.
     """
-    offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint")
     if not blobs:
         empty = spark.createDataFrame([], "File string, LineNumber bigint, Line string")
-        progress = spark.createDataFrame([], PROGRESS_DDL)
-        return Batch(empty, progress, 0)
+        return Batch(empty, spark.createDataFrame([], PROGRESS_DDL), 0)
+    offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint")
     contents_df = spark.read.format("binaryFile").load([b[0] for b in blobs]).select(
         F.col("path").alias("File"), "content", F.col("length").alias("Size"), F.col("modificationTime").alias("ModifiedAt")
     )
-    # Bytes past the offset (always a line start), decoded; the tail after the last line end is
-    # the line still being written.
+    # The bytes past the offset (always a line start), decoded and split at line ends: every part
+    # but the last ended with a line end; the last is the line still being written ("" if none).
     unread = F.substring(F.col("content"), F.col("Offset").cast("int") + F.lit(1), F.lit(2**31 - 1))
-    text = F.decode(unread, "UTF-8")
-    tail = F.substring_index(text, "\n", -1)
-    complete = F.expr("substring(_Text, 1, char_length(_Text) - char_length(_Tail))")
-    blobs_df = (
-        contents_df.join(offsets_df, on="File", how="inner")
-        .withColumn("_Text", text)
-        .withColumn("_Tail", tail)
-        .withColumn("_Complete", complete)
-        .drop("content")
+    parts = F.split(F.decode(unread, "UTF-8"), "\n")
+    rows_df = (
+        contents_df.join(F.broadcast(offsets_df), on="File", how="inner")
+        .select("File", "Size", "ModifiedAt", "Offset", "LinesBefore", F.size(parts).alias("_Parts"), F.posexplode(parts).alias("_Pos", "_Raw"))
+        .withColumn("_Tail", F.col("_Pos") == F.col("_Parts") - F.lit(1))
         .cache()
     )
-    lines = F.split(F.col("_Complete"), "\n")
-    # The text after the final line end is empty: it is no line.
-    lines = F.slice(lines, 1, F.greatest(F.size(lines) - F.lit(1), F.lit(0)))
-    lines_df = blobs_df.select("File", "LinesBefore", F.posexplode(lines).alias("_Pos", "_Line")).select(
+    complete = ~F.col("_Tail")
+    lines_df = rows_df.filter(complete).select(
         "File",
         (F.col("LinesBefore") + F.col("_Pos") + F.lit(1)).cast("long").alias("LineNumber"),
-        F.regexp_replace(F.col("_Line"), "\r$", "").alias("Line"),
+        F.regexp_replace(F.col("_Raw"), "\r$", "").alias("Line"),
     )
-    read = F.octet_length(F.col("_Complete")).cast("long")
-    count = F.greatest(F.size(F.split(F.col("_Complete"), "\n")) - F.lit(1), F.lit(0))
-    progress_df = blobs_df.select(
-        "File",
-        (F.col("Offset") + read).alias("BytesConsumed"),
-        (F.col("LinesBefore") + count).cast("long").alias("LinesConsumed"),
-        "Size",
-        "ModifiedAt",
-        read.alias("BytesRead"),
-        (F.col("_Tail") != F.lit("")).cast("int").alias("HeldBack"),
+    # A complete line's bytes are its text's and its "\n"'s (a "\r" is part of the text).
+    read = F.coalesce(F.sum(F.when(complete, F.octet_length(F.col("_Raw")) + F.lit(1))), F.lit(0)).cast("long")
+    progress_df = (
+        rows_df.groupBy("File", "Size", "ModifiedAt", "Offset", "LinesBefore")
+        .agg(read.alias("BytesRead"), F.count_if(complete).alias("_Lines"), F.max(F.when(F.col("_Tail"), F.col("_Raw") != F.lit(""))).alias("_Held"))
+        .select(
+            "File",
+            (F.col("Offset") + F.col("BytesRead")).alias("BytesConsumed"),
+            (F.col("LinesBefore") + F.col("_Lines")).cast("long").alias("LinesConsumed"),
+            "Size",
+            "ModifiedAt",
+            "BytesRead",
+            F.coalesce(F.col("_Held"), F.lit(False)).cast("int").alias("HeldBack"),
+        )
     )
-    return Batch(lines_df, progress_df, len(blobs))
+    return Batch(lines_df, progress_df, len(blobs), rows_df)
 
 
 def record_consumed(progress_df: DataFrame, files_ref: TableRef, run_id: str) -> None:

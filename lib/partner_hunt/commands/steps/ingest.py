@@ -78,17 +78,15 @@ def _ingest(
     blobs = landing.grown_blobs(landing.list_blobs(spark, folder, pattern), landing.read_consumed(spark, places.files))
     say(f"ingest: {len(blobs):,} blob(s) with new bytes in {folder}")
     batch = landing.read_new_lines(spark, blobs)
-    lines_df = batch.lines_df.cache()
-    progress_df = batch.progress_df.cache()
     try:
-        parsed_df = parse(lines_df, route, config.ingest.workspace_tenants)
+        # Every line once, parsed and typed: the counts, the quarantine and the table read this.
         events_df = (
-            parsed_df.transform(landed.filter_message_events)
+            parse(batch.lines_df, route, config.ingest.workspace_tenants)
             .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
             .cache()
         )
         try:
-            counts, good = _count(parsed_df, events_df, progress_df)
+            counts, good = _count(events_df, batch.progress_df)
             report.ingest_counts = counts
             report.rows_read = counts["Records"]
             report.rows_quarantined = counts["Quarantined"]
@@ -97,10 +95,9 @@ def _ingest(
         finally:
             events_df.unpersist()
         faults.point("after-ingest-commit")
-        landing.record_consumed(progress_df, places.files, report.run_id)
+        landing.record_consumed(batch.progress_df, places.files, report.run_id)
     finally:
-        lines_df.unpersist()
-        progress_df.unpersist()
+        batch.release()
 
 
 def parse(lines_df: DataFrame, route: str, workspace_tenants: Mapping[str, str]) -> DataFrame:
@@ -119,16 +116,18 @@ class Good:
     last: datetime | None
 
 
-def _count(parsed_df: DataFrame, events_df: DataFrame, progress_df: DataFrame) -> tuple[dict[str, int], Good]:
-    """The run log's counts: one small job over the parsed lines, one over the per-blob progress."""
-    other = F.col("QuarantineReason").isNull() & ~F.coalesce(F.col("Category") == F.lit(landed.MESSAGE_EVENTS_CATEGORY), F.lit(False))
+def _count(events_df: DataFrame, progress_df: DataFrame) -> tuple[dict[str, int], Good]:
+    """The run log's counts: one small job over the typed lines, one over the per-blob progress."""
+    bad = F.col("QuarantineReason").isNotNull()
+    good = F.col("IsMessageEvent") & ~bad
     # Bounded: one row each.
-    lines = parsed_df.agg(F.count(F.lit(1)).alias("Records"), F.count_if(other).alias("OtherCategories")).collect()[0]
     events = events_df.agg(
-        F.count_if(F.col("QuarantineReason").isNotNull()).alias("Quarantined"),
-        F.count_if(F.col("QuarantineReason").isNull()).alias("Good"),
-        F.min(F.when(F.col("QuarantineReason").isNull(), F.col("Timestamp"))).alias("First"),
-        F.max(F.when(F.col("QuarantineReason").isNull(), F.col("Timestamp"))).alias("Last"),
+        F.count(F.lit(1)).alias("Records"),
+        F.count_if(~bad & ~F.col("IsMessageEvent")).alias("OtherCategories"),
+        F.count_if(bad).alias("Quarantined"),
+        F.count_if(good).alias("Good"),
+        F.min(F.when(good, F.col("Timestamp"))).alias("First"),
+        F.max(F.when(good, F.col("Timestamp"))).alias("Last"),
     ).collect()[0]
     blobs = progress_df.agg(
         F.count(F.lit(1)).alias("FilesRead"), F.sum("BytesRead").alias("BytesRead"), F.sum("HeldBack").alias("Held")
@@ -137,8 +136,8 @@ def _count(parsed_df: DataFrame, events_df: DataFrame, progress_df: DataFrame) -
     counts.update(
         FilesRead=int(blobs["FilesRead"] or 0),
         BytesRead=int(blobs["BytesRead"] or 0),
-        Records=int(lines["Records"] or 0),
-        OtherCategories=int(lines["OtherCategories"] or 0),
+        Records=int(events["Records"] or 0),
+        OtherCategories=int(events["OtherCategories"] or 0),
         Quarantined=int(events["Quarantined"] or 0),
         IncompleteLinesHeldBack=int(blobs["Held"] or 0),
     )
@@ -156,7 +155,7 @@ def _write(
             "File",
             "LineNumber",
             F.col("QuarantineReason").alias("Reason"),
-            F.lit(landed.MESSAGE_EVENTS_CATEGORY).alias("Category"),
+            "Category",
             "TenantId",
             record.alias("Record"),
             F.lit(report.run_id).alias("RunId"),
@@ -166,14 +165,19 @@ def _write(
     faults.point("after-ingest-quarantine")
     if good.records:
         rows_df = (
-            events_df.filter(F.col("QuarantineReason").isNull())
-            .drop("QuarantineReason", "Line")
+            events_df.filter(F.col("IsMessageEvent") & F.col("QuarantineReason").isNull())
+            .drop("QuarantineReason", "Line", "Category", "IsMessageEvent")
             .transform(landed.first_delivery)
             # Where each record came from and which ingest wrote it, beside the record.
             .withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"})
             .withColumns({"IngestRunId": F.lit(report.run_id), "IngestedAt": F.lit(report.started_at).cast("timestamp")})
         )
         before = io.table_version(spark, places.into) if io.table_exists(spark, places.into) else None
+        if before is None and good.first is not None and good.last is not None:
+            # A table's first, usually largest, batch laid out by time (a range of days a file):
+            # later batches' MERGEs then compare only the files of their own days.
+            days = max(1, min(366, (good.last - good.first).days + 1))
+            rows_df = rows_df.repartitionByRange(days, "Timestamp")
         merge.insert_new(
             rows_df,
             places.into,
