@@ -77,7 +77,7 @@ def _ingest(
     pattern = "*.json"
     blobs = landing.grown_blobs(landing.list_blobs(spark, folder, pattern), landing.read_consumed(spark, places.files))
     say(f"ingest: {len(blobs):,} blob(s) with new bytes in {folder}")
-    batch = landing.read_new_lines(spark, blobs)
+    batch = landing.read_new_lines(spark, folder, pattern, blobs)
     try:
         # Every line once, parsed and typed: the counts, the quarantine and the table read this.
         events_df = (
