@@ -226,7 +226,14 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
         props["ThreatTypes"].alias("ThreatTypes"),
         edited.alias("LastEditedTime"),
         *[F.coalesce(*[props[n] for n in SPELLINGS.get(name, (name,))]).alias(name) for name in KEPT_AS_TEXT],
-        F.map_filter(props, lambda k, _v: ~F.array_contains(known, k)).alias("OtherProperties"),
+        # Almost every record has no unknown property: the lambda (which has no generated code)
+        # only runs for one that has.
+        F.when(
+            F.size(F.array_except(F.map_keys(props), known)) > F.lit(0),
+            F.map_filter(props, lambda k, _v: ~F.array_contains(known, k)),
+        )
+        .otherwise(F.create_map().cast("map<string,string>"))
+        .alias("OtherProperties"),
         *[values.utc_instant_of(F.col("Envelope")[name])[0].alias(name) for name in envelope_times],
         *[F.col("Envelope")[name].alias(name) for name in envelope_text],
         "File",
