@@ -128,3 +128,16 @@ def test_modules_stay_readable_in_one_sitting():
     lengths = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in lengths.items() if n > 400} == {}
     assert {name: n for name, n in lengths.items() if layer(name) == "command" and n > 300} == {}
+
+
+def test_no_core_function_takes_the_config():
+    """The core takes plain values or `core/options.py`'s settings, never the job's Config."""
+    taking = []
+    for path in sorted((PACKAGE / "core").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+                    annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+                    if arg.arg == "config" or "Config" in annotation or "Settings" in annotation:
+                        taking.append(f"{path.stem}.{node.name}({arg.arg})")
+    assert taking == []
