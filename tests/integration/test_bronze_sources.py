@@ -234,7 +234,7 @@ def test_a_rescued_flag_fails_the_run_naming_it_and_writes_no_results(spark, tmp
     assert not io.table_exists(spark, TableRef.parse(f"{output}_quarantine"))
 
 
-@pytest.mark.parametrize("shape", ["auto_loader_struct", "event_hubs"])
+@pytest.mark.parametrize("shape", ["event_hubs"])
 def test_the_refresh_over_a_bronze_table_recomputes_only_the_days_its_appends_touch(spark, tmp_path, shape):
     from datetime import date
 
