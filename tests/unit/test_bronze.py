@@ -242,6 +242,8 @@ def test_event_hubs_bodies_give_their_records_and_kafka_columns_are_not_read(spa
              "true", "true", None, ""),
             ("t2", "2026-03-01T10:00:00Z", "/teams/g/channels/c/messages/m2", "rep-m2", "me@contoso.com", None,
              "true", "false", "Phish", ""),
+            # The body that is not JSON: one empty record, for the contract to quarantine.
+            (None, None, None, None, None, None, None, None, None, None),
         ],
         FLAT_TEXT_DDL,
     )
@@ -289,3 +291,14 @@ def test_struct_text_variant_and_event_hubs_records_give_the_same_canonical_rows
     )
     for source_df in (struct_df, text_df, variant_df, hubs_df):
         _equal(canonical(source_df), expected_df)
+
+
+def test_an_event_hubs_body_that_holds_no_records_is_quarantined_not_lost(spark):
+    """A body that is not `{"records": [...]}` is one row the contract quarantines (no readable
+    Timestamp) and counts; an empty `records` array is no row at all."""
+    messages = spark.createDataFrame(
+        [(bytearray(b"not json"),), (bytearray(b'{"records": []}'),)], "value binary"
+    )
+    flat_df = to_flat(messages, "event-hubs")
+    canonical = flat_df.transform(schema.to_canonical, schema.Requirements()).select("Timestamp", "QuarantineReason")
+    _equal(canonical, spark.createDataFrame([(None, schema.BAD_TIMESTAMP)], "Timestamp timestamp, QuarantineReason string"))

@@ -149,7 +149,10 @@ def _envelope_to_flat(envelope_df: DataFrame) -> DataFrame:
     if category is None or properties is None:
         raise BronzeShapeError(f"an envelope has columns category and properties (columns found: {', '.join(schema.fieldNames())})")
     tenant, rescued = _field(schema, "tenantId"), _field(schema, RESCUED_DATA)
-    return envelope_df.filter(F.col(category.name) == F.lit(landed.MESSAGE_EVENTS_CATEGORY)).select(
+    # A row that is no record at all (neither category nor properties: a body or line that could
+    # not be read) is kept, so the contract quarantines and counts it rather than losing it.
+    no_record = F.col(category.name).isNull() & F.col(properties.name).isNull()
+    return envelope_df.filter((F.col(category.name) == F.lit(landed.MESSAGE_EVENTS_CATEGORY)) | no_record).select(
         # Without `tenantId` the contract's default tenant applies, as for a flat table without TenantId.
         *([F.col(tenant.name).alias("TenantId")] if tenant is not None else []),
         *_properties(F.col(properties.name), properties.dataType),
@@ -165,8 +168,10 @@ def _event_hubs_to_flat(messages_df: DataFrame) -> DataFrame:
         )
     rescued = _field(messages_df.schema, RESCUED_DATA)
     kept = [] if rescued is None else [F.col(rescued.name).alias(RESCUED_DATA)]
-    # A body that is not `{"records": [...]}` holds no record: explode, not explode_outer.
-    records = F.explode(F.from_json(F.col(body.name).cast("string"), EVENT_HUB_BODY)["records"])
+    # A body that is not `{"records": [...]}` gives one empty record, which the contract then
+    # quarantines and counts; `{"records": []}` gives none.
+    parsed = F.from_json(F.col(body.name).cast("string"), EVENT_HUB_BODY)["records"]
+    records = F.explode(F.coalesce(parsed, F.array(F.lit(None).cast(landed.ENVELOPE))))
     # Kafka's columns stop here: only the records (and any rescued data) go on.
     envelope_df = messages_df.select(records.alias("_Record"), *kept)
     return _envelope_to_flat(envelope_df.select("_Record.*", *envelope_df.columns[1:]))
