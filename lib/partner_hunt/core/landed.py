@@ -41,8 +41,7 @@ RECIPIENT = T.StructType(
 )
 RECIPIENTS = T.ArrayType(RECIPIENT)
 
-# The properties kept as their own string columns: the live capture's names and the Learn page's
-# (`MessageType` and `MessageFormatType` name one value, docs/ingest.md), beside the typed ones.
+# The contract's columns a record carries in its properties, typed as the contract reads them.
 TYPED = (
     "Timestamp",
     "TeamsMessageId",
@@ -54,6 +53,8 @@ TYPED = (
     "ThreatTypes",
     "LastEditedTime",
 )
+# The other known properties, kept as their own string columns: the live capture's names and the
+# Learn page's (`MessageType` and `MessageFormatType` name one value, docs/ingest.md).
 KEPT_AS_TEXT = (
     "SenderDisplayName",
     "SenderObjectId",
