@@ -27,6 +27,9 @@ from partner_hunt.core import schema, values
 MESSAGE_EVENTS_CATEGORY = "AdvancedHunting-MessageEvents"
 LOG_ANALYTICS_TYPE = "MessageEvents"
 
+# What identifies one event delivered more than once (`to_message_events` gives `IngestKey`).
+INGEST_KEYS = ("TenantId", "IngestKey")
+
 # Quarantine reasons of the ingest, beside the contract's own (`schema.BAD_TIMESTAMP`, ...).
 NOT_JSON = "NOT_JSON"
 NOT_A_RECORD = "NOT_A_RECORD"
@@ -247,11 +250,22 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
     )
 
 
-def first_delivery(events_df: DataFrame) -> DataFrame:
+def repeated_keys(events_df: DataFrame) -> DataFrame:
+    """The (TenantId, IngestKey) pairs delivered more than once in the batch."""
+    return events_df.groupBy(*INGEST_KEYS).count().filter(F.col("count") > F.lit(1)).drop("count")
+
+
+def first_delivery(events_df: DataFrame, repeated_df: DataFrame, few: bool) -> DataFrame:
     """One row per (TenantId, IngestKey): the first delivery (by file, then line) of a record
-    delivered more than once in the same batch. Needs `TenantId`, `IngestKey`, `File`, `LineNumber`."""
-    keys = ["TenantId", "IngestKey"]
-    rest = [c for c in events_df.columns if c not in keys]
-    # An aggregation, not a ranking window: it hashes the keys instead of sorting every row.
-    first = F.min_by(F.struct(*rest), F.struct("File", "LineNumber"))
-    return events_df.groupBy(*keys).agg(first.alias("_First")).select(*keys, "_First.*").select(*events_df.columns)
+    delivered more than once in the same batch (`repeated_df`, from `repeated_keys`; `few` when it
+    is small enough to send to every task). Needs `TenantId`, `IngestKey`, `File`, `LineNumber`."""
+    order = F.struct("File", "LineNumber")
+    # Only the repeated keys are ranked: whole rows are never shuffled or sorted (a ranking over
+    # whole rows cost most of an ingest's write).
+    repeated_df = F.broadcast(repeated_df) if few else repeated_df
+    firsts_df = events_df.join(repeated_df, on=list(INGEST_KEYS), how="left_semi").groupBy(*INGEST_KEYS).agg(F.min(order).alias("_First"))
+    return (
+        events_df.join(F.broadcast(firsts_df) if few else firsts_df, on=list(INGEST_KEYS), how="left")
+        .filter(F.col("_First").isNull() | (order == F.col("_First")))
+        .select(*events_df.columns)
+    )

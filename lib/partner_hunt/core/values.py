@@ -40,7 +40,9 @@ def utc_instant(text: Column) -> Column:
     text = F.trim(text)
     dated = F.when(text.rlike(_DATE_ONLY), F.concat(text, F.lit("T00:00:00"))).otherwise(text)
     zoned = F.when(dated.rlike(_HAS_ZONE), dated).otherwise(F.concat(dated, F.lit("Z")))
-    return F.try_to_timestamp(zoned)
+    # Defender writes UTC with a trailing `Z`: such text needs neither pattern (the zone one scans
+    # the whole text from every position, most of the parse's cost), and the two read it alike.
+    return F.when(F.endswith(F.upper(text), F.lit("Z")), F.try_to_timestamp(text)).otherwise(F.try_to_timestamp(zoned))
 
 
 def timestamp(col: Column, dtype: T.DataType) -> tuple[Column, Column]:

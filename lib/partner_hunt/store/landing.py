@@ -23,6 +23,9 @@ from partner_hunt.store.errors import first_line
 from partner_hunt.store.locations import TableRef
 
 FILES_DDL = "File string, BytesConsumed bigint, LinesConsumed bigint, Size bigint, ModifiedAt timestamp, RunId string"
+# How many bytes from a blob's end are searched for its last line end before the whole is.
+_TAIL_BYTES = 1 << 16
+
 PROGRESS_DDL = "File string, BytesConsumed bigint, LinesConsumed bigint, Size bigint, ModifiedAt timestamp, BytesRead bigint, HeldBack int"
 
 
@@ -32,23 +35,18 @@ class LandingError(ValueError):
 
 @dataclass(frozen=True)
 class Batch:
-    """What one ingest reads: its new complete lines and, per blob read, how far it got.
+    """What one ingest reads: its new complete lines and, per blob read, where they end.
 
     `lines_df` has `File`, `LineNumber` (1-based, over the whole blob) and `Line` (line end
-    removed); `progress_df` has the `FILES_DDL` columns without `RunId`, plus `BytesRead` and
-    `HeldBack` (1 when the blob ends in a line still being written, which is left for later).
-    Both come from one cached read of the blobs' new bytes: `release` drops it.
+    removed); `ends_df` has, per blob, `File`, `Size`, `ModifiedAt`, `Offset`, `LinesBefore`,
+    `BytesRead` and `HeldBack` (1 when the blob ends in a line still being written, which is left
+    for later). Both read the same bytes of each blob (up to the size it was listed with), so they
+    agree however often each is evaluated, even while the blob keeps growing.
     """
 
     lines_df: DataFrame
-    progress_df: DataFrame
+    ends_df: DataFrame
     files: int
-    cached: DataFrame | None = None
-
-    def release(self) -> None:
-        """Drop the cached lines."""
-        if self.cached is not None:
-            self.cached.unpersist()
 
 
 def _blobs(spark: SparkSession, folder: str, pattern: str) -> DataFrame:
@@ -80,8 +78,9 @@ def read_consumed(spark: SparkSession, files_ref: TableRef) -> DataFrame:
     return stored_df.groupBy("File").agg(furthest.alias("_Row")).select("File", "_Row.*")
 
 
-def grown_blobs(listing_df: DataFrame, consumed_df: DataFrame) -> list[tuple[str, int, int]]:
-    """(file, bytes consumed, lines consumed) of each blob with bytes not consumed yet, by name.
+def grown_blobs(listing_df: DataFrame, consumed_df: DataFrame) -> list[tuple[str, int, int, int]]:
+    """(file, bytes consumed, lines consumed, size listed) of each blob with bytes not consumed
+    yet, by name.
 
     Bounded: one row per blob that grew since the last ingest (hours of an export, not events).
     """
@@ -89,14 +88,14 @@ def grown_blobs(listing_df: DataFrame, consumed_df: DataFrame) -> list[tuple[str
     consumed = F.coalesce(F.col("c.BytesConsumed"), F.lit(0))
     rows = (
         joined.filter(F.col("l.Size") > consumed)
-        .select("File", consumed.alias("Bytes"), F.coalesce(F.col("c.LinesConsumed"), F.lit(0)).alias("Lines"))
+        .select("File", consumed.alias("Bytes"), F.coalesce(F.col("c.LinesConsumed"), F.lit(0)).alias("Lines"), F.col("l.Size").alias("Size"))
         .orderBy("File")
         .collect()
     )
-    return [(r["File"], int(r["Bytes"]), int(r["Lines"])) for r in rows]
+    return [(r["File"], int(r["Bytes"]), int(r["Lines"]), int(r["Size"])) for r in rows]
 
 
-def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[tuple[str, int, int]]) -> Batch:
+def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[tuple[str, int, int, int]]) -> Batch:
     """The complete lines each blob holds past what was consumed, and the new offsets.
 
     A blob's last line without a line end is still being appended: it is not read now, and its
@@ -104,50 +103,72 @@ def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[t
     """
     if not blobs:
         empty = spark.createDataFrame([], "File string, LineNumber bigint, Line string")
-        return Batch(empty, spark.createDataFrame([], PROGRESS_DDL), 0)
-    offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint")
+        ends = "File string, Size bigint, ModifiedAt timestamp, Offset bigint, LinesBefore bigint, BytesRead bigint, HeldBack int"
+        return Batch(empty, spark.createDataFrame([], ends), 0)
+    offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint, Listed bigint")
     # The folder filtered by path rather than a list of paths: a list is looked up file by file.
     contents_df = (
         _blobs(spark, folder, pattern)
         .filter(F.col("path").isin([b[0] for b in blobs]))
-        .select(F.col("path").alias("File"), "content", F.col("length").alias("Size"), F.col("modificationTime").alias("ModifiedAt"))
+        .select(F.col("path").alias("File"), "content", F.col("modificationTime").alias("ModifiedAt"))
     )
-    # The bytes past the offset (always a line start), decoded and split at line ends: every part
-    # but the last ended with a line end; the last is the line still being written ("" if none).
-    unread = F.substring(F.col("content"), F.col("Offset").cast("int") + F.lit(1), F.lit(2**31 - 1))
-    parts = F.split(F.decode(unread, "UTF-8"), "\n")
-    keep = ["File", "Size", "ModifiedAt", "Offset", "LinesBefore"]
-    rows_df = (
-        contents_df.join(F.broadcast(offsets_df), on="File", how="inner")
-        .select(*keep, parts.alias("_Parts"))
+    # The bytes from the offset (always a line start) to the size the blob was listed with: an
+    # append blob's first bytes never change, so every read of them (the lines, the offsets, a
+    # rerun) sees the same text however much the blob has grown since.
+    unread = F.substring(F.col("content"), F.col("Offset").cast("int") + F.lit(1), (F.col("Listed") - F.col("Offset")).cast("int"))
+    keep = ["File", "Offset", "LinesBefore"]
+    read_df = contents_df.join(F.broadcast(offsets_df), on="File", how="inner")
+    # Every part of the split but the last ended with a line end; the last is the line still
+    # being written ("" if none).
+    lines_df = (
+        read_df.select(*keep, F.split(F.decode(unread, "UTF-8"), "\n").alias("_Parts"))
         # The split in its own projection: inlined next to the explode, it would be evaluated again
         # for every line it yields (10 times slower at 200,000 lines).
         .select(*keep, F.size("_Parts").alias("_Count"), F.posexplode("_Parts").alias("_Pos", "_Raw"))
-        .withColumn("_Tail", F.col("_Pos") == F.col("_Count") - F.lit(1))
-        .cache()
-    )
-    complete = ~F.col("_Tail")
-    lines_df = rows_df.filter(complete).select(
-        "File",
-        (F.col("LinesBefore") + F.col("_Pos") + F.lit(1)).cast("long").alias("LineNumber"),
-        F.regexp_replace(F.col("_Raw"), "\r$", "").alias("Line"),
-    )
-    # A complete line's bytes are its text's and its "\n"'s (a "\r" is part of the text).
-    read = F.coalesce(F.sum(F.when(complete, F.octet_length(F.col("_Raw")) + F.lit(1))), F.lit(0)).cast("long")
-    progress_df = (
-        rows_df.groupBy("File", "Size", "ModifiedAt", "Offset", "LinesBefore")
-        .agg(read.alias("BytesRead"), F.count_if(complete).alias("_Lines"), F.max(F.when(F.col("_Tail"), F.col("_Raw") != F.lit(""))).alias("_Held"))
+        .filter(F.col("_Pos") < F.col("_Count") - F.lit(1))
         .select(
             "File",
-            (F.col("Offset") + F.col("BytesRead")).alias("BytesConsumed"),
-            (F.col("LinesBefore") + F.col("_Lines")).cast("long").alias("LinesConsumed"),
-            "Size",
-            "ModifiedAt",
-            "BytesRead",
-            F.coalesce(F.col("_Held"), F.lit(False)).cast("int").alias("HeldBack"),
+            (F.col("LinesBefore") + F.col("_Pos") + F.lit(1)).cast("long").alias("LineNumber"),
+            F.regexp_replace(F.col("_Raw"), "\r$", "").alias("Line"),
         )
     )
-    return Batch(lines_df, progress_df, len(blobs), rows_df)
+    # Where the complete lines end needs no split: at the last line end, found from the end of the
+    # bytes (most blobs' last line is short). Decoded one char a byte, so lengths are bytes
+    # whatever the text holds.
+    size = F.col("Listed") - F.col("Offset")
+    start = F.greatest(F.col("Offset") + F.lit(1), F.col("Listed") - F.lit(_TAIL_BYTES - 1))
+    last = F.decode(F.substring(F.col("content"), start.cast("int"), F.least(size, F.lit(_TAIL_BYTES)).cast("int")), "ISO-8859-1")
+    whole = F.decode(unread, "ISO-8859-1")
+    tail = F.length(
+        F.when((F.instr(last, "\n") > F.lit(0)) | (size <= F.lit(_TAIL_BYTES)), F.substring_index(last, "\n", -1)).otherwise(
+            F.substring_index(whole, "\n", -1)
+        )
+    )
+    ends_df = read_df.select(
+        "File",
+        F.col("Listed").alias("Size"),
+        "ModifiedAt",
+        "Offset",
+        "LinesBefore",
+        (size - tail).cast("long").alias("BytesRead"),
+        (tail > F.lit(0)).cast("int").alias("HeldBack"),
+    )
+    return Batch(lines_df, ends_df, len(blobs))
+
+
+def progress(ends_df: DataFrame, line_counts_df: DataFrame) -> DataFrame:
+    """How far the ingest got in each blob (`PROGRESS_DDL`): `Batch.ends_df` with the complete
+    lines read of each blob (`File`, `Lines`), which the caller has counted anyway."""
+    joined = ends_df.join(line_counts_df, on="File", how="left")
+    return joined.select(
+        "File",
+        (F.col("Offset") + F.col("BytesRead")).alias("BytesConsumed"),
+        (F.col("LinesBefore") + F.coalesce(F.col("Lines"), F.lit(0))).cast("long").alias("LinesConsumed"),
+        "Size",
+        "ModifiedAt",
+        "BytesRead",
+        "HeldBack",
+    )
 
 
 def record_consumed(progress_df: DataFrame, files_ref: TableRef, run_id: str) -> None:

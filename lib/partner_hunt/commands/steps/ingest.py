@@ -26,6 +26,8 @@ from partner_hunt.store.locations import Locations, TableRef, folder_location, r
 from partner_hunt.store.runlog import RunReport
 
 ROUTES = ("defender-storage", "log-analytics-export")
+# Up to this many records delivered twice in one batch, their keys are sent to every task.
+_FEW_REPEATED = 100_000
 # The envelope's own times, kept as columns of the flat table under their own names.
 ENVELOPE_TIMES = {"defender-storage": ("time", "_TimeReceivedBySvc"), "log-analytics-export": ("TimeGenerated",)}
 # What else of the envelope is kept: the export's item id, and the workspace a record came from.
@@ -78,26 +80,29 @@ def _ingest(
     blobs = landing.grown_blobs(landing.list_blobs(spark, folder, pattern), landing.read_consumed(spark, places.files))
     say(f"ingest: {len(blobs):,} blob(s) with new bytes in {folder}")
     batch = landing.read_new_lines(spark, folder, pattern, blobs)
+    # Every line parsed and typed once: the counts, the quarantine and the table read this. A
+    # line's text is kept only where the quarantine needs it.
+    events_df = (
+        parse(batch.lines_df, route, config.ingest.workspace_tenants)
+        .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
+        .withColumn("Line", F.when(F.col("QuarantineReason").isNotNull(), F.col("Line")))
+        .cache()
+    )
     try:
-        # Every line once, parsed and typed: the counts, the quarantine and the table read this.
-        events_df = (
-            parse(batch.lines_df, route, config.ingest.workspace_tenants)
-            .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
-            .cache()
-        )
-        try:
-            counts, good = _count(events_df, batch.progress_df)
-            report.ingest_counts = counts
-            report.rows_read = counts["Records"]
-            report.rows_quarantined = counts["Quarantined"]
-            say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
-            _write(spark, config, report, places, events_df, counts, good)
-        finally:
-            events_df.unpersist()
-        faults.point("after-ingest-commit")
-        landing.record_consumed(batch.progress_df, places.files, report.run_id)
+        # Bounded: one row per blob read. Kept on the driver, so that the blobs are not read again
+        # for the offsets after the table's commit.
+        line_counts_df = events_df.groupBy("File").agg(F.count(F.lit(1)).alias("Lines"))
+        progress_df = spark.createDataFrame(landing.progress(batch.ends_df, line_counts_df).collect(), landing.PROGRESS_DDL)
+        counts, good = _count(events_df, progress_df)
+        report.ingest_counts = counts
+        report.rows_read = counts["Records"]
+        report.rows_quarantined = counts["Quarantined"]
+        say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
+        _write(spark, config, report, places, events_df, counts, good)
     finally:
-        batch.release()
+        events_df.unpersist()
+    faults.point("after-ingest-commit")
+    landing.record_consumed(progress_df, places.files, report.run_id)
 
 
 def parse(lines_df: DataFrame, route: str, workspace_tenants: Mapping[str, str]) -> DataFrame:
@@ -164,12 +169,17 @@ def _write(
         merge.insert_new(quarantine_df, places.quarantine, ["File", "LineNumber"])
     faults.point("after-ingest-quarantine")
     if good.records:
+        rows_df = events_df.filter(F.col("IsMessageEvent") & F.col("QuarantineReason").isNull()).drop(
+            "QuarantineReason", "Line", "Category", "IsMessageEvent"
+        )
+        repeated_df = landed.repeated_keys(rows_df)
+        # Most batches hold no record twice: the count spares them the dedupe's joins.
+        repeated = repeated_df.count()
+        if repeated:
+            rows_df = landed.first_delivery(rows_df, repeated_df, few=repeated <= _FEW_REPEATED)
         rows_df = (
-            events_df.filter(F.col("IsMessageEvent") & F.col("QuarantineReason").isNull())
-            .drop("QuarantineReason", "Line", "Category", "IsMessageEvent")
-            .transform(landed.first_delivery)
             # Where each record came from and which ingest wrote it, beside the record.
-            .withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"})
+            rows_df.withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"})
             .withColumns({"IngestRunId": F.lit(report.run_id), "IngestedAt": F.lit(report.started_at).cast("timestamp")})
         )
         before = io.table_version(spark, places.into) if io.table_exists(spark, places.into) else None
