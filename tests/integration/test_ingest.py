@@ -315,3 +315,24 @@ def _demo_end(last: datetime) -> datetime:
 
     day = last.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     return day + timedelta(days=1)
+
+
+def test_offsets_are_bytes_whatever_the_text_holds(spark, tmp_path):
+    """A blob cut inside a two-byte character, after a line that is not UTF-8 at all: the cut line
+    is held back, then read whole, and what is consumed ends exactly at the blob's end."""
+    folder, into, output = tmp_path / "export", tmp_path / "lake" / "message_events", tmp_path / "lake" / "results"
+    named = dict(R5, SenderDisplayName="Zoë Ångström")
+    line = json.dumps(json.loads(envelope(named)), ensure_ascii=False).encode("utf-8")
+    cut = line.index("ë".encode()) + 1  # between the two bytes of "ë"
+    blob = write_blob(folder, 1, 9, "")
+    blob.write_bytes(b"\xff\xfe not text\r\n" + line[:cut])
+    first = run_ingest(spark, folder, into, output)
+    with blob.open("ab") as handle:
+        handle.write(line[cut:] + b"\r\n")
+    second = run_ingest(spark, folder, into, output)
+    third = run_ingest(spark, folder, into, output)
+    counts = [(r.ingest_counts["Records"], r.ingest_counts["Quarantined"], r.ingest_counts["IncompleteLinesHeldBack"]) for r in (first, second, third)]
+    assert counts == [(1, 1, 1), (1, 0, 0), (0, 0, 0)]
+    assert first.ingest_counts["BytesRead"] + second.ingest_counts["BytesRead"] == blob.stat().st_size
+    rows = io.read_table(spark, TableRef(str(into), True)).select("ReportId", "SenderDisplayName", "IngestLineNumber").collect()
+    assert [tuple(r) for r in rows] == [("r5", "Zoë Ångström", 2)]

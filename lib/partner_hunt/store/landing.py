@@ -121,7 +121,9 @@ def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[t
     # Every part of the split but the last ended with a line end; the last is the line still
     # being written ("" if none).
     lines_df = (
-        read_df.select(*keep, F.split(F.decode(unread, "UTF-8"), "\n").alias("_Parts"))
+        # Bytes that are not UTF-8 become U+FFFD (the line is then quarantined, not the ingest
+        # failed: Spark's `decode` raises on them).
+        read_df.select(*keep, F.split(F.make_valid_utf8(unread.cast("string")), "\n").alias("_Parts"))
         # The split in its own projection: inlined next to the explode, it would be evaluated again
         # for every line it yields (10 times slower at 200,000 lines).
         .select(*keep, F.size("_Parts").alias("_Count"), F.posexplode("_Parts").alias("_Pos", "_Raw"))
@@ -129,7 +131,8 @@ def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[t
         .select(
             "File",
             (F.col("LinesBefore") + F.col("_Pos") + F.lit(1)).cast("long").alias("LineNumber"),
-            F.regexp_replace(F.col("_Raw"), "\r$", "").alias("Line"),
+            # One CR before the LF is the line end's (a pattern would cost more than the parse).
+            F.when(F.endswith(F.col("_Raw"), F.lit("\r")), F.expr("left(_Raw, char_length(_Raw) - 1)")).otherwise(F.col("_Raw")).alias("Line"),
         )
     )
     # Where the complete lines end needs no split: at the last line end, found from the end of the

@@ -26,6 +26,9 @@ from partner_hunt.store.locations import Locations, TableRef, folder_location, r
 from partner_hunt.store.runlog import RunReport
 
 ROUTES = ("defender-storage", "log-analytics-export")
+# A table ingest creates: `run --incremental` reads its changes, and its data skipping statistics
+# are kept for the columns the commands filter on (on every column, they cost a fifth of the write).
+TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.dataSkippingStatsColumns": "TenantId,Timestamp,LastEditedTime,IngestedAt"}
 # Up to this many records delivered twice in one batch, their keys are sent to every task.
 _FEW_REPEATED = 100_000
 # The envelope's own times, kept as columns of the flat table under their own names.
@@ -193,8 +196,7 @@ def _write(
             places.into,
             ["TenantId", "IngestKey"],
             within=("Timestamp", good.first, good.last),
-            # `run --incremental` reads a table's changes; a table ingest creates has them on.
-            properties={"delta.enableChangeDataFeed": "true"},
+            properties=TABLE_PROPERTIES,
         )
         counts["RecordsIngested"] = inserted = _inserted(spark, places.into, before)
         counts["DuplicatesSkipped"] = good.records - inserted
