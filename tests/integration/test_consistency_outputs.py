@@ -218,3 +218,18 @@ def test_an_alerts_table_from_before_the_lifecycle_gains_its_columns(spark, tmp_
         ignore_row_order=True,
         ignore_nullable=True,
     )
+
+
+def test_an_unchanged_alert_set_makes_no_alerts_commit(spark, source, tmp_path):
+    out = tmp_path / "results"
+    partition = Path(f"{out}_alerts_jsonl") / "mode=kql" / f"window={WINDOW}"
+    first = run.run(spark, make_config(source, out))
+    ref = TableRef(f"{out}_alerts", True)
+    version, stored = io.table_version(spark, ref), alert_rows(spark, out).collect()
+    again = run.run(spark, make_config(source, out))
+    assert io.table_version(spark, ref) == version
+    assert_df_equality(alert_rows(spark, out), spark.createDataFrame(stored, ALERT_ROW_DDL), ignore_row_order=True, ignore_nullable=True)
+    assert {r["RunId"] for r in stored} == {first.run_id}
+    assert (again.analyst_outputs.alerts_raised, again.analyst_outputs.alerts_withdrawn) == (0, 0)
+    assert any("alerts unchanged" in note for note in again.analyst_outputs.notes)
+    assert {d: f["status"] for d, f in jsonl(partition).items()} == {"p.com": "New", "q.com": "New"}

@@ -244,3 +244,34 @@ def test_ocsf_status_and_activity_follow_the_alert_lifecycle(spark):
     assert findings["gone.com"]["finding_info"]["modified_time"] == ms(withdrawn_at)
     assert findings["gone.com"]["finding_info"]["created_time"] == ms(RAISED)
     assert findings["gone.com"]["unmapped"]["WithdrawnByRunId"] == "r3"
+
+
+def test_changed_names_the_alerts_a_merge_would_touch_and_nothing_else(spark):
+    """Stored: same (unchanged), more (its count moves), gone (no longer raised), back (withdrawn,
+    raised again), moved (an analyst set it In Progress; unchanged), old (a null status, read as New)."""
+    later = datetime(2026, 3, 11, tzinfo=timezone.utc)
+    stored = alerts.build_alerts(
+        results(spark, *[(d, 10, 60, 6.0) for d in ("same.com", "more.com", "gone.com", "back.com", "moved.com", "old.com")]),
+        raised_at=RAISED,
+        run_id="r1",
+    )
+    domain = F.col("SenderFromDomain")
+    stored = stored.withColumn(
+        "Status",
+        F.when(domain == "back.com", F.lit("Resolved"))
+        .when(domain == "moved.com", F.lit("In Progress"))
+        .when(domain == "old.com", F.lit(None))
+        .otherwise(F.col("Status")),
+    )
+    # A later run with other run columns: only findings count.
+    new = alerts.build_alerts(
+        results(spark, *[(d, 10, 60, 6.0) for d in ("same.com", "back.com", "moved.com", "old.com", "new.com")], ("more.com", 10, 61, 6.1)),
+        raised_at=later,
+        run_id="r2",
+    )
+    check(
+        alerts.changed(new, stored),
+        spark.createDataFrame([(expected_id(d),) for d in ("more.com", "gone.com", "back.com", "new.com")], "AlertId string"),
+    )
+    # The active alerts raised again as they are: nothing to change.
+    assert alerts.changed(stored.filter(domain != "back.com"), stored).count() == 0

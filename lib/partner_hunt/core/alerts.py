@@ -18,7 +18,9 @@ function here is a pure transform.
 
 from __future__ import annotations
 
+import operator
 from datetime import date, datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -214,6 +216,19 @@ def withdrawal(run_id: str, withdrawn_at: datetime) -> dict[str, object]:
 def with_status(alerts_df: DataFrame) -> DataFrame:
     """`Status` with a null (an alert stored before the column existed) read as New. Needs `Status`."""
     return alerts_df.withColumn("Status", F.coalesce(F.col("Status"), F.lit(STATUS_NEW)))
+
+
+def changed(alerts_df: DataFrame, stored_df: DataFrame) -> DataFrame:
+    """The `AlertId`s a MERGE of `alerts_df` into a window's `stored_df` would change: alerts not
+    active yet (new, or raised again after a withdrawal), active ones whose findings differ, and
+    active ones the new set no longer holds (they would be withdrawn). When none, the stored
+    alerts already say everything the run found. Both need `ALERT_COLUMNS`."""
+    findings = ALERT_COLUMNS[: ALERT_COLUMNS.index("FirstRaisedAt")]
+    active_df = stored_df.transform(with_status).filter(F.col("Status") != F.lit(STATUS_RESOLVED)).select(*findings)
+    joined = alerts_df.select(*findings).alias("n").join(active_df.alias("s"), on="AlertId", how="full_outer")
+    one_side = F.col("n.TenantId").isNull() | F.col("s.TenantId").isNull()
+    differs = [~F.col(f"n.{c}").eqNullSafe(F.col(f"s.{c}")) for c in findings[1:]]
+    return joined.filter(reduce(operator.or_, differs, one_side)).select("AlertId")
 
 
 def alert_order() -> list[Column]:

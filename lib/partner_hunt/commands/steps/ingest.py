@@ -92,11 +92,7 @@ def _ingest(
         .cache()
     )
     try:
-        # Bounded: one row per blob read. Kept on the driver, so that the blobs are not read again
-        # for the offsets after the table's commit.
-        line_counts_df = events_df.groupBy("File").agg(F.count(F.lit(1)).alias("Lines"))
-        progress_df = spark.createDataFrame(landing.progress(batch.ends_df, line_counts_df).collect(), landing.PROGRESS_DDL)
-        counts, good = _count(events_df, progress_df)
+        counts, good, progress_df = _count(spark, events_df, batch.ends_df)
         report.ingest_counts = counts
         report.rows_read = counts["Records"]
         report.rows_quarantined = counts["Quarantined"]
@@ -124,32 +120,37 @@ class Good:
     last: datetime | None
 
 
-def _count(events_df: DataFrame, progress_df: DataFrame) -> tuple[dict[str, int], Good]:
-    """The run log's counts: one small job over the typed lines, one over the per-blob progress."""
+def _count(spark: SparkSession, events_df: DataFrame, ends_df: DataFrame) -> tuple[dict[str, int], Good, DataFrame]:
+    """The run log's counts and how far the ingest got in each blob, from one job over the typed
+    lines (one row a line) and one over the blobs' ends."""
     bad = F.col("QuarantineReason").isNotNull()
-    good = F.col("IsMessageEvent") & ~bad
-    # Bounded: one row each.
-    events = events_df.agg(
-        F.count(F.lit(1)).alias("Records"),
+    is_good = F.col("IsMessageEvent") & ~bad
+    # Bounded: one row per blob read.
+    per_blob = events_df.groupBy("File").agg(
+        F.count(F.lit(1)).alias("Lines"),
         F.count_if(~bad & ~F.col("IsMessageEvent")).alias("OtherCategories"),
         F.count_if(bad).alias("Quarantined"),
-        F.count_if(good).alias("Good"),
-        F.min(F.when(good, F.col("Timestamp"))).alias("First"),
-        F.max(F.when(good, F.col("Timestamp"))).alias("Last"),
-    ).collect()[0]
-    blobs = progress_df.agg(
-        F.count(F.lit(1)).alias("FilesRead"), F.sum("BytesRead").alias("BytesRead"), F.sum("HeldBack").alias("Held")
-    ).collect()[0]
+        F.count_if(is_good).alias("Good"),
+        F.min(F.when(is_good, F.col("Timestamp"))).alias("First"),
+        F.max(F.when(is_good, F.col("Timestamp"))).alias("Last"),
+    ).collect()
+    line_counts_df = spark.createDataFrame([(r["File"], r["Lines"]) for r in per_blob], "File string, Lines long")
+    # Bounded: one row per blob. Kept on the driver, so the blobs are not read again after the commit.
+    progress = landing.progress(ends_df, line_counts_df).collect()
+    events = {name: sum(int(r[name]) for r in per_blob) for name in ("Lines", "OtherCategories", "Quarantined", "Good")}
+    firsts = [r["First"] for r in per_blob if r["First"] is not None]
+    lasts = [r["Last"] for r in per_blob if r["Last"] is not None]
     counts = dict.fromkeys(INGEST_COUNTS, 0)
     counts.update(
-        FilesRead=int(blobs["FilesRead"] or 0),
-        BytesRead=int(blobs["BytesRead"] or 0),
-        Records=int(events["Records"] or 0),
-        OtherCategories=int(events["OtherCategories"] or 0),
-        Quarantined=int(events["Quarantined"] or 0),
-        IncompleteLinesHeldBack=int(blobs["Held"] or 0),
+        FilesRead=len(progress),
+        BytesRead=sum(int(r["BytesRead"]) for r in progress),
+        Records=events["Lines"],
+        OtherCategories=events["OtherCategories"],
+        Quarantined=events["Quarantined"],
+        IncompleteLinesHeldBack=sum(int(r["HeldBack"]) for r in progress),
     )
-    return counts, Good(int(events["Good"] or 0), events["First"], events["Last"])
+    good = Good(events["Good"], min(firsts, default=None), max(lasts, default=None))
+    return counts, good, spark.createDataFrame(progress, landing.PROGRESS_DDL)
 
 
 def _write(

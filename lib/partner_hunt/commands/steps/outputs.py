@@ -186,7 +186,14 @@ def _write_alerts(
         values=alerts.withdrawal(report.run_id, report.started_at),
         unless={"Status": alerts.STATUS_RESOLVED},
     )
-    merge.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
+    stored_df = io.read_table_if_exists(spark, ref)
+    # Bounded: the window's alerts, a row or none per partner domain.
+    if stored_df is not None and not alerts.changed(alerts_df, io.filter_window(stored_df, key)).limit(1).collect():
+        # Nothing to raise again, change or withdraw: the stored alerts (their status included,
+        # which an analyst may have moved on) stand, and no commit is made.
+        outputs.notes.append("alerts unchanged: the window's stored alerts already hold what this run found")
+    else:
+        merge.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     outputs.alerts = str(ref)
     # Read back so that re-raised alerts carry their stored first-raised time.
     window_df = io.read_window_rows(spark, ref, key).transform(alerts.with_status).cache()
