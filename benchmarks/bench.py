@@ -58,7 +58,7 @@ from partner_hunt.commands import backfill, refresh, run  # noqa: E402
 from partner_hunt.commands.steps.window import plan_window  # noqa: E402
 from partner_hunt.config import Config, SparkSettings  # noqa: E402
 from partner_hunt.core import sample  # noqa: E402
-from partner_hunt.store import io, runlog  # noqa: E402
+from partner_hunt.store import io, merge, runlog  # noqa: E402
 from partner_hunt.store.locations import Locations, TableRef  # noqa: E402
 from partner_hunt.store.predicates import equality_predicate  # noqa: E402
 from tests.naive_kql import naive_hunt  # noqa: E402
@@ -494,7 +494,16 @@ def bench_process_refresh(spark: SparkSession, source: Path, rows: int, days: in
 # --------------------------------------------------------------------------------------------
 # In-process commands, with their Spark jobs and Delta operations
 
-METADATA_CALLS = ("table_exists", "table_version", "_detail", "read_table", "_add_missing_columns")
+# (module, function): each a read of a Delta table's metadata (its log, its detail or its history).
+METADATA_CALLS = (
+    (io, "table_exists"),
+    (io, "table_version"),
+    (io, "_detail"),
+    (io, "read_table"),
+    (io, "last_commit_metrics"),
+    (io, "table_properties"),
+    (merge, "_add_missing_columns"),
+)
 
 
 class DeltaOps:
@@ -509,9 +518,9 @@ class DeltaOps:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> DeltaOps:
-        for name in METADATA_CALLS:
-            original = getattr(io, name)
-            self._saved[name] = original
+        for module, name in METADATA_CALLS:
+            original = getattr(module, name)
+            self._saved[name] = (module, original)
 
             def wrapped(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
                 t0 = time.perf_counter()
@@ -520,12 +529,12 @@ class DeltaOps:
                 finally:
                     self.calls.append((_name, time.perf_counter() - t0))
 
-            setattr(io, name, wrapped)
+            setattr(module, name, wrapped)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for name, original in self._saved.items():
-            setattr(io, name, original)
+        for name, (module, original) in self._saved.items():
+            setattr(module, name, original)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -911,7 +920,7 @@ def print_breakdown(name: str, breakdown: dict[str, Any]) -> None:
     print(f"    metadata reads through io.py: {text or 'none'}")
 
 
-SECTIONS = ("query", "commands", "incremental", "process", "process-refresh", "ingest")
+SECTIONS = ("query", "commands", "incremental", "process", "process-refresh", "ingest", "scale")
 
 
 def bench_ingest(spark: SparkSession, out_dir: Path, rows: int, days: int, seed: int, repeats: int) -> dict[str, Any]:
@@ -986,6 +995,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--process-rows", type=int, default=4_000_000, help="lake size of the whole-process sections")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}")
+    parser.add_argument("--scale-sizes", default="1000000,4000000,16000000", help="comma-separated lake sizes of the scale section")
     parser.add_argument("--days", type=int, default=90, help="days the generated lakes span")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="bench-out/results.json")
@@ -1055,6 +1065,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"timing the ingest of an export of {smallest:,} events ...", flush=True)
         results["ingest"] = bench_ingest(spark, out_dir, smallest, args.days, args.seed, args.repeats)
         save()
+    if "scale" in sections:
+        from benchmarks.scale import bench_scale_size, print_scale, summarize
+
+        results["scale"] = {"sizes": []}
+        for rows in sorted(int(s) for s in args.scale_sizes.split(",") if s.strip()):
+            print(f"timing the scale section at {rows:,} rows ...", flush=True)
+            results["scale"]["sizes"].append(bench_scale_size(spark, out_dir, rows, args.days, args.seed, args.repeats))
+            results["scale"]["summary"] = summarize(results["scale"]["sizes"])
+            save()
+        print_scale(results["scale"])
     if "process-refresh" in sections:
         # This session only backfills and appends between the timed processes; it sits idle while they run.
         print(f"timing the whole-process refresh at {args.process_rows:,} rows ...", flush=True)
