@@ -331,7 +331,7 @@ def test_offsets_are_bytes_whatever_the_text_holds(spark, tmp_path):
         handle.write(line[cut:] + b"\r\n")
     second = run_ingest(spark, folder, into, output)
     third = run_ingest(spark, folder, into, output)
-    counts = [(r.ingest_counts["Records"], r.ingest_counts["Quarantined"], r.ingest_counts["IncompleteLinesHeldBack"]) for r in (first, second, third)]
+    counts = [tuple(r.ingest_counts[k] for k in ("Records", "Quarantined", "IncompleteLinesHeldBack")) for r in (first, second, third)]
     assert counts == [(1, 1, 1), (1, 0, 0), (0, 0, 0)]
     assert first.ingest_counts["BytesRead"] + second.ingest_counts["BytesRead"] == blob.stat().st_size
     rows = io.read_table(spark, TableRef(str(into), True)).select("ReportId", "SenderDisplayName", "IngestLineNumber").collect()

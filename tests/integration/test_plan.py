@@ -143,7 +143,10 @@ def test_the_default_run_reads_the_source_once_evidence_and_alerts_included(spar
     rows = 3_000
     source = tmp_path / "message_events"
     spark.createDataFrame(
-        [("t1", TS, f"m{i}", f"s{i}@p{i % 7}.com", r(f"u{i}@p{i % 7}.com"), True, i % 2 == 0, "Phish" if i % 5 == 0 else "", f"r{i}") for i in range(rows)],
+        [
+            ("t1", TS, f"m{i}", f"s{i}@p{i % 7}.com", r(f"u{i}@p{i % 7}.com"), True, i % 2 == 0, "Phish" if i % 5 == 0 else "", f"r{i}")
+            for i in range(rows)
+        ],
         SOURCE_DDL,
     ).write.format("delta").save(str(source))
     config = config_from_mapping({"source": str(source), "output": str(tmp_path / "results"), "hunt": {"start": "2026-03-01", "end": "2026-03-02"}})
