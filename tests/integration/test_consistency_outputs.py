@@ -17,6 +17,7 @@ from partner_hunt.cli import run_cli
 from partner_hunt.commands import run
 from partner_hunt.config import config_from_mapping
 from partner_hunt.core import alerts
+from partner_hunt.core.schema import DEFAULT_TENANT_ID
 from partner_hunt.core.tables import PARTIALS_DDL, window_key
 from partner_hunt.store import io, merge
 from partner_hunt.store.locations import TableRef
@@ -228,3 +229,21 @@ def test_an_alerts_table_from_before_the_lifecycle_gains_its_columns(spark, tmp_
         ignore_row_order=True,
         ignore_nullable=True,
     )
+
+
+def test_a_run_over_an_alerts_table_from_before_the_lifecycle_widens_it(spark, source, tmp_path):
+    """The unchanged-alerts check needs the lifecycle's columns: an older table goes to the MERGE,
+    which adds them, instead of failing the run."""
+    out = tmp_path / "results"
+    res = spark.createDataFrame(
+        [(DEFAULT_TENANT_ID, d, 5, 20, 4.0, START, END, "kql", "r0", START) for d in ("p.com", "q.com")],
+        "TenantId string, SenderFromDomain string, OutboundTeamsMessages long, IncomingTeamsMessagesWithThreats long, "
+        "Bad_Traffic_Percentage double, WindowStart timestamp, WindowEnd timestamp, Mode string, RunId string, "
+        "ComputedAt timestamp",
+    )
+    old_df = alerts.build_alerts(res, raised_at=START, run_id="r0").drop("Status", "WithdrawnAt", "WithdrawnByRunId")
+    old_df.write.format("delta").save(f"{out}_alerts")
+    report = run.run(spark, make_config(source, out))
+    assert report.status == "succeeded"
+    stored = io.read_table(spark, TableRef(f"{out}_alerts", True)).select("SenderFromDomain", "Status", "RunId").collect()
+    assert sorted(tuple(r) for r in stored) == [("p.com", "New", report.run_id), ("q.com", "New", report.run_id)]

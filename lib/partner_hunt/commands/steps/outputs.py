@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
 from partner_hunt.core import alerts, evidence, hunt
-from partner_hunt.core.tables import window_key
+from partner_hunt.core.tables import ALERT_COLUMNS, window_key
 from partner_hunt.store import io, jsonl, merge
 from partner_hunt.store.predicates import Retirement, equality_predicate
 from partner_hunt.store.runlog import AnalystOutputs, RunReport
@@ -187,8 +187,10 @@ def _write_alerts(
         unless={"Status": alerts.STATUS_RESOLVED},
     )
     stored_df = io.read_table_if_exists(spark, ref)
+    # A table written by an earlier version (without the lifecycle's columns) is widened by the MERGE.
+    comparable = stored_df if stored_df is not None and set(ALERT_COLUMNS) <= set(stored_df.columns) else None
     # Bounded: the window's alerts, a row or none per partner domain.
-    if stored_df is not None and not alerts.changed(alerts_df, io.filter_window(stored_df, key)).limit(1).collect():
+    if comparable is not None and not alerts.changed(alerts_df, io.filter_window(comparable, key)).limit(1).collect():
         # Nothing to raise again, change or withdraw: the stored alerts (their status included,
         # which an analyst may have moved on) stand, and no commit is made.
         outputs.notes.append("alerts unchanged: the window's stored alerts already hold what this run found")
