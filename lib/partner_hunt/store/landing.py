@@ -46,7 +46,6 @@ class Batch:
 
     lines_df: DataFrame
     ends_df: DataFrame
-    files: int
 
 
 def _blobs(spark: SparkSession, folder: str, pattern: str) -> DataFrame:
@@ -104,7 +103,7 @@ def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[t
     if not blobs:
         empty = spark.createDataFrame([], "File string, LineNumber bigint, Line string")
         ends = "File string, Size bigint, ModifiedAt timestamp, Offset bigint, LinesBefore bigint, BytesRead bigint, HeldBack int"
-        return Batch(empty, spark.createDataFrame([], ends), 0)
+        return Batch(empty, spark.createDataFrame([], ends))
     offsets_df = spark.createDataFrame(blobs, "File string, Offset bigint, LinesBefore bigint, Listed bigint")
     # The folder filtered by path rather than a list of paths: a list is looked up file by file.
     contents_df = (
@@ -156,7 +155,7 @@ def read_new_lines(spark: SparkSession, folder: str, pattern: str, blobs: list[t
         (size - tail).cast("long").alias("BytesRead"),
         (tail > F.lit(0)).cast("int").alias("HeldBack"),
     )
-    return Batch(lines_df, ends_df, len(blobs))
+    return Batch(lines_df, ends_df)
 
 
 def progress(ends_df: DataFrame, line_counts_df: DataFrame) -> DataFrame:
