@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from partner_hunt import __version__
-from partner_hunt.config import Config, ConfigError, load_config
+from partner_hunt.config import MODES, Config, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("conf/local.yml")
 # Problems a user can fix: reported in one line, no stack trace.
@@ -57,7 +57,11 @@ def _add_hunt_options(parser: argparse.ArgumentParser, mode: bool = True) -> Non
         help="an own domain to leave out; repeat for several (config hunt.exclude_domains)",
     )
     if mode:
-        parser.add_argument("--mode", choices=("kql", "corrected"), help="kql = exact parity (default); corrected = sender-side inbound")
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            help="kql = exact parity (default); corrected = sender-side inbound; known-now = corrected, threats found after delivery counted too",
+        )
     parser.add_argument("--top", type=int, help="how many result rows to print (config hunt.top)")
     _bool_flag(parser, "include-ratio", "compute Bad_Traffic_Percentage (config hunt.include_ratio)")
     _bool_flag(parser, "normalize-domains", "lower-case/trim domains (config hunt.normalize_domains)")
@@ -130,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-export", action="store_true", default=None,
         help="write the sample as Defender's storage export and ingest it first, the path real data takes (config demo.as_export)",
     )
-    demo.add_argument("--mode", choices=("kql", "corrected"), help="hunt mode for the demo run")
+    demo.add_argument("--mode", choices=MODES, help="hunt mode for the demo run")
     demo.add_argument("--top", type=int, help="how many result rows to print")
     demo.set_defaults(handler=cmd_demo)
 
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the results and partners as a file a SOC loads: Sentinel, Defender, Teams")
     _add_common(export)
     export.add_argument("--output", help="results Delta table to read: a path or catalog.schema.table (config output)")
-    export.add_argument("--mode", choices=("kql", "corrected"), help="which mode's results and partners to export")
+    export.add_argument("--mode", choices=MODES, help="which mode's results and partners to export")
     export.add_argument(
         "--format", required=True, choices=("sentinel-watchlist", "defender-indicators", "teams-allowlist"),
         help="sentinel-watchlist | defender-indicators | teams-allowlist (docs/export.md)",

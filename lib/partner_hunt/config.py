@@ -19,7 +19,8 @@ from typing import Any
 from partner_hunt.core.options import CountOptions, FinishOptions
 from partner_hunt.validate import ConfigError, build, load_mapping
 
-MODES = ("kql", "corrected")
+# `known-now` is `corrected` with the threats found after delivery counted too (docs/kql-parity.md).
+MODES = ("kql", "corrected", "known-now")
 # What the quarantine keeps of a bad row's original record (`SourceRecord`): see docs/personal-data.md.
 QUARANTINE_RECORDS = ("redacted", "full", "none")
 
@@ -109,25 +110,25 @@ class HuntSettings:
 
     @property
     def apply_own_domains(self) -> bool:
-        """Own domains are exclusions in corrected mode; in kql mode only on request, for parity."""
-        return self.mode == "corrected" or self.own_domains_in_kql
+        """Own domains are exclusions in corrected and known-now mode; in kql mode only on request, for parity."""
+        return self.mode != "kql" or self.own_domains_in_kql
 
     def _by_mode(self, explicit: bool | None) -> bool:
-        return explicit if explicit is not None else self.mode == "corrected"
+        return explicit if explicit is not None else self.mode != "kql"
 
     @property
     def effective_normalize_domains(self) -> bool:
-        """Lower-case/trim domains: explicit setting, else on in corrected mode only."""
+        """Lower-case/trim domains: explicit setting, else on except in kql mode."""
         return self._by_mode(self.normalize_domains)
 
     @property
     def effective_count_messages(self) -> bool:
-        """Count distinct messages: explicit setting, else on in corrected mode only."""
+        """Count distinct messages: explicit setting, else on except in kql mode."""
         return self._by_mode(self.count_messages)
 
     @property
     def effective_dedupe_edits(self) -> bool:
-        """Keep only the latest version of an edited message: explicit, else corrected mode only."""
+        """Keep only the latest version of an edited message: explicit, else on except in kql mode."""
         return self._by_mode(self.dedupe_edits)
 
     def count_options(self) -> CountOptions:
@@ -150,6 +151,8 @@ class StateSettings:
     evidence: str | None = None
     alerts: str | None = None
     partners: str | None = None
+    signal_partials: str | None = None
+    partner_risk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,54 @@ class IngestSettings:
         for workspace, tenant in self.workspace_tenants.items():
             if not str(tenant).strip():
                 raise ConfigError(f"ingest.workspace_tenants.{workspace}: the tenant id must not be empty")
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """Defender's Teams signals beside MessageEvents (docs/partner-risk.md): where each flat table
+    is (null: beside the MessageEvents table, `<source>_post_delivery_events`, ...), and how long
+    after its message a removal or a click is still credited to the message's day."""
+
+    post_delivery: str | None = None
+    url_info: str | None = None
+    url_clicks: str | None = None
+    max_delay_days: int = 30
+
+    def __post_init__(self) -> None:
+        if self.max_delay_days < 1:
+            raise ConfigError("signals.max_delay_days: must be 1 or more")
+
+
+# The partner risk score's parts: each is its weight times the window's count (docs/partner-risk.md).
+RISK_WEIGHTS = {
+    "threats_at_delivery": 1.0,
+    "threats_after_delivery": 2.0,
+    "clicks_allowed": 3.0,
+    "clicks_through": 5.0,
+    "clicks_blocked": 1.0,
+    "threat_rate_change": 10.0,
+}
+
+
+@dataclass(frozen=True)
+class RiskSettings:
+    """The partner risk table: its score's weights, and the score from which a partner is alerted
+    (null: no risk alerts)."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(RISK_WEIGHTS))
+    alert_min_score: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(RISK_WEIGHTS))
+        if unknown:
+            raise ConfigError(f"risk.weights.{unknown[0]}: not a part of the score (one of {', '.join(RISK_WEIGHTS)})")
+        for name, weight in self.weights.items():
+            if weight < 0:
+                raise ConfigError(f"risk.weights.{name}: must be 0 or more")
+
+    def weights_in_full(self) -> dict[str, float]:
+        """Every part's weight: as configured, else its default."""
+        return {name: float(self.weights.get(name, default)) for name, default in RISK_WEIGHTS.items()}
 
 
 @dataclass(frozen=True)
@@ -270,6 +321,8 @@ class Config:
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    signals: SignalSettings = field(default_factory=SignalSettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
 
     def __post_init__(self) -> None:
         for key in ("source", "output"):

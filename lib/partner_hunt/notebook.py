@@ -13,6 +13,7 @@ from partner_hunt.commands import backfill
 from partner_hunt.config import Config, load_config
 from partner_hunt.core import partials, partners
 from partner_hunt.store import io
+from partner_hunt.store.locations import Locations
 from partner_hunt.store.runlog import RunReport
 
 
@@ -121,3 +122,27 @@ def new_partners(partners_df: DataFrame, top: int = 10) -> DataFrame:
 def threat_rate_jumps(partners_df: DataFrame, top: int = 10, min_change: float = 0.1) -> DataFrame:
     """Established partners whose threat rate rose against their baseline, worst first (display columns)."""
     return partners.rate_jumps(partners_df, min_change=min_change).select(*PARTNER_COLUMNS).limit(top)
+
+
+# The partner risk table's score and each of its parts, then the counts behind them.
+RISK_COLUMNS = (
+    "TenantId", "Domain", "RiskScore", "ScoreThreatsAtDelivery", "ScoreThreatsAfterDelivery", "ScoreClicksAllowed",
+    "ScoreClicksThrough", "ScoreClicksBlocked", "ScoreThreatRateChange", "WindowInboundMessages", "WindowThreatsAtDelivery",
+    "WindowThreatsAfterDelivery", "WindowRemovedAfterDelivery", "WindowClicks", "WindowUrlDomains", "FirstContact",
+)
+
+
+def partner_risk(spark: SparkSession, config: Config, top: int = 10) -> DataFrame | None:
+    """The riskiest partners of the config's variant with their score's parts (display columns), or
+    None where no partner risk table was written (no Teams signal table beside the source)."""
+    ref = Locations.from_config(config).partner_risk
+    if not io.table_exists(spark, ref):
+        return None
+    variant = config.hunt.count_options().variant
+    return (
+        io.read_table(spark, ref)
+        .filter(F.col("Variant") == F.lit(variant))
+        .orderBy(F.col("RiskScore").desc(), F.col("Domain"), F.col("TenantId"))
+        .select(*RISK_COLUMNS)
+        .limit(top)
+    )

@@ -229,8 +229,31 @@ def print_diff(mode_diff: Any) -> None:
     else:
         say("The two modes agree on every domain in this window.")
     say(mode_diff.explanation)
-    say(f"results    -> {kql.locations.output} (both modes, keyed by window and Mode)")
+    if mode_diff.known_now_counts is not None:
+        _print_known_now(mode_diff)
+    say(f"results    -> {kql.locations.output} (every mode, keyed by window and Mode)")
     sys.stdout.flush()
+
+
+def _print_known_now(mode_diff: Any) -> None:
+    """corrected against known-now: the partners whose threats were found after delivery."""
+    counts = mode_diff.known_now_counts
+    say("corrected against known-now: " + ", ".join(f"{counts.get(s, 0):,} {s}" for s in ("only in known-now", "counts differ", "same")))
+    rows = mode_diff.known_now_rows or []
+    if rows:
+        show_tenant = len({r["TenantId"] for r in rows}) > 1
+        headers = (["TenantId"] if show_tenant else []) + ["SenderFromDomain", "Status", "corrected in", "known-now in", "found after", "Why"]
+        grid = Grid("Partners with threats found after delivery", headers, right={"corrected in", "known-now in", "found after"})
+        fmt = lambda v: "" if v is None else f"{v:,}"  # noqa: E731
+        for r in rows:
+            cells = [r["TenantId"]] if show_tenant else []
+            cells += [
+                _domain(r["SenderFromDomain"]), r["Status"], fmt(r["CorrectedInbound"]), fmt(r["KnownNowInbound"]),
+                fmt(r["FoundAfterDelivery"]), r["Why"],
+            ]
+            grid.rows.append(cells)
+        _show(grid)
+    say(mode_diff.known_now_explanation)
 
 
 class DayProgress:

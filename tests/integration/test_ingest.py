@@ -109,7 +109,7 @@ def ingested(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ingest")
     folder, into, output = tmp / "insights-logs-advancedhunting-messageevents", tmp / "lake" / "message_events", tmp / "lake" / "results"
     r5_line = envelope(R5)
-    hour9 = crlf(envelope(R1), "not json {", envelope(R2), envelope(R1, category="AdvancedHunting-MessageUrlInfo"), envelope(R4))
+    hour9 = crlf(envelope(R1), "not json {", envelope(R2), envelope(R1, category="AdvancedHunting-EmailEvents"), envelope(R4))
     # The blob is still being appended: its last line has no line end yet.
     write_blob(folder, 1, 9, hour9 + r5_line[:50])
     first = run_ingest(spark, folder, into, output)
@@ -131,10 +131,12 @@ def test_each_stage_ingests_exactly_the_complete_new_records(spark, ingested):
     assert first.ingest_counts == {
         "FilesRead": 1, "BytesRead": first.ingest_counts["BytesRead"], "Records": 5, "RecordsIngested": 3,
         "DuplicatesSkipped": 0, "OtherCategories": 1, "Quarantined": 1, "IncompleteLinesHeldBack": 1,
+        "SignalRecords": 0, "SignalRecordsIngested": 0,
     }
     assert second.ingest_counts == {
         "FilesRead": 3, "BytesRead": second.ingest_counts["BytesRead"], "Records": 6, "RecordsIngested": 4,
         "DuplicatesSkipped": 2, "OtherCategories": 0, "Quarantined": 0, "IncompleteLinesHeldBack": 0,
+        "SignalRecords": 0, "SignalRecordsIngested": 0,
     }
     assert third.ingest_counts == dict.fromkeys(third.ingest_counts, 0)
     expected = spark.createDataFrame(

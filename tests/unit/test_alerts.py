@@ -94,6 +94,31 @@ def test_volume_and_ratio_rules_without_partials(spark):
     )
 
 
+def test_risk_rule_alerts_on_the_partner_risk_score(spark):
+    res = results(spark, ("risky.com", 100, 1, 0.01), ("volume.com", 100, 12, 0.12), ("calm.com", 100, 1, 0.01), ("unscored.com", 9, 1, 0.11))
+    risk_df = spark.createDataFrame(
+        [("t1", "risky.com", 12.0), ("t1", "volume.com", 11.0), ("t1", "calm.com", 9.99), ("t1", "other.com", 50.0)],
+        "TenantId string, Domain string, RiskScore double",
+    )
+    actual = alerts.build_alerts(
+        res, raised_at=RAISED, run_id="run-1", min_inbound_threats=10, risk_df=risk_df, risk_min_score=10.0
+    )
+    # A scored partner the results do not hold (other.com) raises nothing: alerts are on result rows.
+    check(
+        summary(actual),
+        spark.createDataFrame(
+            [
+                (expected_id("risky.com"), "risky.com", ["risk"], 2, "Low", None),
+                (expected_id("volume.com"), "volume.com", ["volume", "risk"], 3, "Medium", None),
+            ],
+            SUMMARY_DDL,
+        ),
+    )
+    # Without a threshold the scores change nothing.
+    unscored = alerts.build_alerts(res, raised_at=RAISED, run_id="run-1", min_inbound_threats=10, risk_df=risk_df)
+    assert [r["SenderFromDomain"] for r in unscored.collect()] == ["volume.com"]
+
+
 def test_spike_against_the_domains_own_trailing_baseline(spark):
     partials_df = spark.createDataFrame(
         [

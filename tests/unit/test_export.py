@@ -43,6 +43,7 @@ def test_sentinel_watchlist_has_search_key_counts_and_first_seen(tmp_path):
     rows = export.watchlist_rows(
         [result("fabrikam.com", 200, 30, 0.15), result("ex,ample.com", 1, 2, 2.0)],
         {("t1", "fabrikam.com"): partner("fabrikam.com", 200, 30, 900)},
+        {("t1", "fabrikam.com"): 12.5},
     )
     path = tmp_path / "watchlist.csv"
     export.write_csv(path, export.WATCHLIST_COLUMNS, rows)
@@ -50,10 +51,10 @@ def test_sentinel_watchlist_has_search_key_counts_and_first_seen(tmp_path):
     assert header == list(export.WATCHLIST_COLUMNS) and header[0] == "SearchKey"
     assert first == [
         "fabrikam.com", "t1", "fabrikam.com", "200", "30", "0.15", "2026-01-05", "2026-02-01", "false", "0.01",
-        "2026-03-01T00:00:00Z", "2026-03-31T00:00:00Z", "kql",
+        "2026-03-01T00:00:00Z", "2026-03-31T00:00:00Z", "kql", "12.5",
     ]
-    # A comma inside a value is quoted, and reads back as one field.
-    assert second[0] == "ex,ample.com" and len(second) == len(header)
+    # A comma inside a value is quoted, and reads back as one field; no score is an empty field.
+    assert second[0] == "ex,ample.com" and len(second) == len(header) and second[-1] == ""
     assert '"ex,ample.com"' in path.read_text(encoding="utf-8")
 
 

@@ -14,6 +14,7 @@ from partner_hunt.store import checks, faults, runlog, source
 from partner_hunt.store.locations import Locations
 from partner_hunt.store.partials_table import read_markers
 from partner_hunt.store.runlog import RunReport
+from partner_hunt.store.signal_sources import read_signals
 
 
 def backfill(
@@ -42,16 +43,20 @@ def backfill(
         markers = read_markers(spark, report.locations)
         markers.check_source(report.locations)
         source_df, report.source_version = source.read_source(spark, report.locations.source, days.source_requirements(config))
+        inputs = read_signals(spark, report.locations, config.hunt.mode)
+        report.signal_versions = dict(inputs.versions)
         first = start - timedelta(days=trailing - 1) if trailing else start
         wanted = partials.days_between(first, end)
         done = set() if force else markers.done_days(report.variant)
         todo = [d for d in wanted if d not in done]
-        days.compute_in_batches(spark, config, report, source_df, todo, config.hunt.backfill_batch_days, len(wanted), on_batch)
+        days.compute_in_batches(
+            spark, config, report, source_df, todo, config.hunt.backfill_batch_days, len(wanted), on_batch, inputs
+        )
         faults.point("before-report")
         if trailing:
             windows = [(d + timedelta(days=1 - trailing), d + timedelta(days=1)) for d in partials.days_between(start, end)]
         else:
             windows = [(start, end)]
-        found = days.write_window_reports(spark, config, report, windows, markers)
-        partners.refresh_partners(spark, config, report, partners_window or windows[-1], found)
+        found = days.write_window_reports(spark, config, report, windows, markers, inputs)
+        partners.refresh_partners(spark, config, report, partners_window or windows[-1], found, inputs)
     return report

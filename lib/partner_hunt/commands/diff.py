@@ -1,4 +1,4 @@
-"""`partner-hunt diff`: the hunt in `kql` and `corrected` mode over one window, compared."""
+"""`partner-hunt diff`: the hunt in `kql` and `corrected` mode (and `known-now`, where it can run) over one window, compared."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pyspark.sql import Row, SparkSession
 from partner_hunt.commands.steps.window import run_window
 from partner_hunt.config import Config, with_overrides
 from partner_hunt.core import diff
+from partner_hunt.core.signals import POST_DELIVERY
 from partner_hunt.store import io
+from partner_hunt.store.locations import Locations
 from partner_hunt.store.runlog import RunReport
 
 
@@ -24,12 +26,18 @@ class ModeDiff:
     switches: dict[str, str]
     statuses: tuple[str, ...] = diff.STATUS_ORDER
     explanation: str = diff.EXPLANATION
+    # With a post-delivery table: corrected against known-now (`diff.compare_known_now`).
+    known_now_counts: dict[str, int] | None = None
+    known_now_rows: list[Row] | None = None
+    known_now_explanation: str = diff.KNOWN_NOW_EXPLANATION
 
 
 def describe_switches(config: Config) -> str:
     """The effective hunt switches of a config, in words."""
     h = config.hunt
     inbound = "recipients' domains (published query)" if h.mode == "kql" else "sender's domain"
+    if h.mode == "known-now":
+        inbound += ", threats found after delivery counted"
     return (
         f"inbound domain = {inbound}; normalise domains = {h.effective_normalize_domains}; "
         f"count = {'distinct messages' if h.effective_count_messages else 'message x recipient rows'}; "
@@ -38,11 +46,12 @@ def describe_switches(config: Config) -> str:
 
 
 def run_diff(spark: SparkSession, config: Config, command: str = "diff") -> ModeDiff:
-    """Run the hunt in `kql` and `corrected` mode over the same window, then compare the results.
+    """Run the hunt in `kql` and `corrected` mode over the same window, then compare the results;
+    where the post-delivery table is there, `known-now` mode too, compared with `corrected`.
 
     Each run writes its results (keyed by window and mode, so this is idempotent) but no evidence
     or alerts: a diff is for understanding, not for paging anyone. The config's own mode is not
-    used: both modes always run.
+    used: every mode always runs.
     """
     quiet = dataclasses.replace(
         config,
@@ -50,7 +59,9 @@ def run_diff(spark: SparkSession, config: Config, command: str = "diff") -> Mode
         alerts=dataclasses.replace(config.alerts, enabled=False),
     )
     reports, frames, switches = {}, {}, {}
-    for mode in ("kql", "corrected"):
+    post_delivery = Locations.from_config(config).signals[POST_DELIVERY.key]
+    known_now = io.table_exists(spark, post_delivery)
+    for mode in ("kql", "corrected", *(("known-now",) if known_now else ())):
         mode_config = with_overrides(quiet, {"hunt.mode": mode})
         reports[mode] = run_window(spark, mode_config, f"{command} ({mode})")
         frames[mode] = io.read_window_rows(spark, reports[mode].locations.output, reports[mode].window_key())
@@ -61,4 +72,13 @@ def run_diff(spark: SparkSession, config: Config, command: str = "diff") -> Mode
     top = config.hunt.top or 20
     rows = diff_df.transform(diff.filter_disagreements).transform(diff.sort_diff).limit(top).collect()
     diff_df.unpersist()
-    return ModeDiff(reports=reports, status_counts=counts, rows=rows, switches=switches)
+    result = ModeDiff(reports=reports, status_counts=counts, rows=rows, switches=switches)
+    if known_now:
+        known_df = diff.compare_known_now(frames["corrected"], frames["known-now"]).cache()
+        try:
+            # Bounded: at most three statuses, and `top` rows.
+            result.known_now_counts = {r["Status"]: int(r["Domains"]) for r in diff.status_counts(known_df).collect()}
+            result.known_now_rows = known_df.transform(diff.filter_disagreements).transform(diff.sort_known_now).limit(top).collect()
+        finally:
+            known_df.unpersist()
+    return result

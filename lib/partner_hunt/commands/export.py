@@ -30,6 +30,8 @@ WATCHLIST_COLUMNS = (
     "SearchKey", "TenantId", "Domain", "OutboundTeamsMessages", "IncomingTeamsMessagesWithThreats",
     "Bad_Traffic_Percentage", "FirstSeenOutbound", "FirstSeenInbound", "NewPartner", "BaselineThreatRate",
     "WindowStart", "WindowEnd", "Mode",
+    # From the partner risk table, where the Teams signal tables feed one (docs/partner-risk.md).
+    "RiskScore",
 )
 # Microsoft's import template, in its order (docs/export.md).
 DEFENDER_COLUMNS = (
@@ -93,8 +95,11 @@ def one_tenant(rows: Sequence[Row], tenant: str | None, fmt: str) -> list[Row]:
     return list(rows)
 
 
-def watchlist_rows(results: Sequence[Row], partners: Mapping[tuple[str, str], Row]) -> list[dict[str, Any]]:
-    """Sentinel watchlist rows: the domain as `SearchKey`, the window's counts and ratio, history."""
+def watchlist_rows(
+    results: Sequence[Row], partners: Mapping[tuple[str, str], Row], scores: Mapping[tuple[str, str], float] | None = None
+) -> list[dict[str, Any]]:
+    """Sentinel watchlist rows: the domain as `SearchKey`, the window's counts and ratio, history,
+    and the partner's `RiskScore` where `scores` has one."""
     out = []
     for r in results:
         p = partners.get((r["TenantId"], r["SenderFromDomain"]), {})
@@ -104,6 +109,7 @@ def watchlist_rows(results: Sequence[Row], partners: Mapping[tuple[str, str], Ro
             "SearchKey": r["SenderFromDomain"],
             "Domain": r["SenderFromDomain"],
             **{c: p.get(c) for c in ("FirstSeenOutbound", "FirstSeenInbound", "NewPartner", "BaselineThreatRate")},
+            "RiskScore": (scores or {}).get((r["TenantId"], r["SenderFromDomain"])),
         })
     return out
 
@@ -206,6 +212,15 @@ def _read_partners(spark: SparkSession, locations: Locations, variant: str) -> l
     return [r.asDict() for r in io.read_table(spark, locations.partners).filter(F.col("Variant") == F.lit(variant)).collect()]
 
 
+def _read_scores(spark: SparkSession, locations: Locations, variant: str) -> dict[tuple[str, str], float] | None:
+    """Each partner's `RiskScore` of the variant, or None where no partner risk table was written."""
+    if not io.table_exists(spark, locations.partner_risk):
+        return None
+    # Bounded by the partners of the tenants, as the partners table.
+    rows = io.read_table(spark, locations.partner_risk).filter(F.col("Variant") == F.lit(variant)).select("TenantId", "Domain", "RiskScore").collect()
+    return {(r["TenantId"], r["Domain"]): r["RiskScore"] for r in rows}
+
+
 def export(
     spark: SparkSession,
     config: Config,
@@ -236,7 +251,10 @@ def export(
         write_csv(out, TEAMS_COLUMNS, rows)
         summary.files.append(str(out))
     elif fmt == "sentinel-watchlist":
-        rows = watchlist_rows(_read_latest_results(spark, locations, config.hunt.mode), by_key)
+        scores = _read_scores(spark, locations, config.hunt.count_options().variant)
+        if scores is None:
+            summary.notes.append(f"no partner risk table at {locations.partner_risk} (docs/partner-risk.md): RiskScore is empty")
+        rows = watchlist_rows(_read_latest_results(spark, locations, config.hunt.mode), by_key, scores)
         if tenant is not None:
             rows = [r for r in rows if r["TenantId"] == tenant]
         write_csv(out, WATCHLIST_COLUMNS, rows)

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from pyspark.sql import SparkSession
 
-from partner_hunt.commands.steps import days, partners
+from partner_hunt.commands.steps import days, partners, signal_days
 from partner_hunt.commands.steps.days import OnBatch
 from partner_hunt.config import Config, HuntSettings
 from partner_hunt.core import partials
@@ -17,6 +17,7 @@ from partner_hunt.store import changes, checks, faults, runlog, source
 from partner_hunt.store.locations import Locations, TableRef
 from partner_hunt.store.partials_table import Markers, read_markers
 from partner_hunt.store.runlog import RunReport
+from partner_hunt.store.signal_sources import SignalInputs, read_signals
 
 COMMAND = "run --incremental"
 log = logging.getLogger("partner_hunt")
@@ -58,26 +59,36 @@ def run_incremental(
     window = (partials.day_start(start), partials.day_start(end))
     checks.check_locations(spark, Locations.from_config(config))
     with runlog.tracked(spark, config, COMMAND, window) as report:
-        found = _refresh(spark, config, report, start, end, on_batch)
-        partners.refresh_partners(spark, config, report, (start, end), found)
+        found, inputs = _refresh(spark, config, report, start, end, on_batch)
+        partners.refresh_partners(spark, config, report, (start, end), found, inputs)
     return report
 
 
 def _refresh(
     spark: SparkSession, config: Config, report: RunReport, start: date, end: date, on_batch: OnBatch | None
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], SignalInputs]:
     # Three independent reads of three tables' metadata: each is mostly waiting on Delta's log
     # and the driver's planning, so a nightly refresh of one day overlaps them.
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="partner-hunt-read") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="partner-hunt-read") as pool:
         markers_f = pool.submit(read_markers, spark, report.locations)
         source_f = pool.submit(source.read_source, spark, report.locations.source, days.source_requirements(config))
         last_f = pool.submit(runlog.last_version_of, spark, report.locations, report.variant, COMMAND)
-        markers, (source_df, report.source_version), last_incremental = (
-            markers_f.result(), source_f.result(), last_f.result()
+        signals_f = pool.submit(read_signals, spark, report.locations, config.hunt.mode)
+        markers, (source_df, report.source_version), last_incremental, inputs = (
+            markers_f.result(), source_f.result(), last_f.result(), signals_f.result()
         )
+    report.signal_versions = dict(inputs.versions)
     markers.check_source(report.locations)
     previous = incremental_watermark(last_incremental, markers, report.variant)
     change = find_changes(spark, report.locations.source, previous, report.source_version)
+    if inputs.present and change.days is not None:
+        previous_signals = runlog.last_signal_versions(spark, report.locations, report.variant, COMMAND)
+        late = signal_days.changed_message_days(spark, config, source_df, inputs, previous_signals)
+        change = changes.ChangeResult(
+            None if late.days is None else change.days | late.days,
+            late.kind if late.days is None else change.kind,
+            f"{change.reason}; signals: {late.reason}",
+        )
     report.refresh_kind, report.refresh_reason = change.kind, change.reason
     window_days = partials.days_between(start, end)
     if change.days is None:
@@ -86,9 +97,9 @@ def _refresh(
         level = logging.INFO if change.reason == changes.FIRST_REFRESH else logging.WARNING
         log.log(level, "run --incremental recomputes the whole window %s..%s: %s", start, end, change.reason)
     todo = days_to_compute(window_days, markers.done_days(report.variant), change.days)
-    days.compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch)
+    days.compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch, inputs)
     faults.point("before-report")
-    return days.write_window_reports(spark, config, report, [(start, end)], markers)
+    return days.write_window_reports(spark, config, report, [(start, end)], markers, inputs), inputs
 
 
 def find_changes(

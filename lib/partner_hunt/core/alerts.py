@@ -7,7 +7,9 @@ Three rules, each off when its threshold is null or 0:
   1 threat against 1 outbound message does not page anyone;
 - `spike`:  the window's daily threat rate is at least `spike_factor` times the domain's own daily
   rate over the days before the window (from the daily partials; a domain with no earlier threats
-  has a baseline of 0, so its first `spike_min_inbound` threats are a spike).
+  has a baseline of 0, so its first `spike_min_inbound` threats are a spike);
+- `risk`:   the partner's `RiskScore` in the partner risk table is at least `risk.alert_min_score`
+  (only where the Teams signal tables are there: docs/partner-risk.md).
 
 The alert id is a hash of (tenant, window, domain, mode), so raising the same alert again updates
 it instead of adding a second one. An alert of a window that a later run of the same window no
@@ -103,11 +105,13 @@ def with_reasons(
     spike_factor: float | None = None,
     spike_min_inbound: int = 3,
     window_days: float | None = None,
+    risk_min_score: float | None = None,
 ) -> DataFrame:
     """Add `Reasons`, the names of the rules a row crosses (empty when none).
 
     Needs the results' count and ratio columns, and `BaselineDailyThreats` for the spike rule;
-    the spike rule needs `window_days` (the window's length in days) as well.
+    the spike rule needs `window_days` (the window's length in days) as well, the risk rule
+    `RiskScore` (rows without one never cross it).
     """
     inbound = F.col("IncomingTeamsMessagesWithThreats")
     ratio = F.col("Bad_Traffic_Percentage")
@@ -126,6 +130,8 @@ def with_reasons(
             & (daily >= baseline * F.lit(spike_factor))
         )
         rules.append(_rule("spike", spike))
+    if risk_min_score is not None and "RiskScore" in results_df.columns:
+        rules.append(_rule("risk", F.coalesce(F.col("RiskScore") >= F.lit(float(risk_min_score)), F.lit(False))))
     reasons = F.filter(F.array(*rules), lambda r: r.isNotNull()) if rules else F.array().cast("array<string>")
     return results_df.withColumn("Reasons", reasons)
 
@@ -165,13 +171,19 @@ def build_alerts(
     spike_factor: float | None = None,
     spike_min_inbound: int = 3,
     high_inbound_threats: int = 50,
+    risk_df: DataFrame | None = None,
+    risk_min_score: float | None = None,
 ) -> DataFrame:
     """Results rows crossing a threshold, as alert rows (`ALERT_COLUMNS`).
 
     Needs the results table's columns (`tables.RESULT_COLUMNS`, `WindowStart`, `WindowEnd`, `Mode`).
-    `baseline_df` is `baseline_rates` output, or None when there are no daily partials.
+    `baseline_df` is `baseline_rates` output, or None when there are no daily partials; `risk_df`
+    the partners' `RiskScore` (`TenantId`, `Domain`, `RiskScore`: `risk.partner_risk`), or None.
     """
     raised = F.lit(raised_at).cast("timestamp")
+    if risk_df is not None:
+        scores = risk_df.select("TenantId", F.col("Domain").alias("SenderFromDomain"), "RiskScore")
+        results_df = results_df.join(scores, on=["TenantId", "SenderFromDomain"], how="left")
     flagged_df = (
         results_df.transform(with_baseline, baseline_df)
         .transform(
@@ -182,6 +194,7 @@ def build_alerts(
             spike_factor=spike_factor,
             spike_min_inbound=spike_min_inbound,
             window_days=window_days,
+            risk_min_score=risk_min_score,
         )
         .filter(F.size("Reasons") > 0)
     )

@@ -110,3 +110,53 @@ def sort_diff(diff_df: DataFrame) -> DataFrame:
 def status_counts(diff_df: DataFrame) -> DataFrame:
     """Domains per status (at most four rows)."""
     return diff_df.groupBy("Status").agg(F.count(F.lit(1)).cast("long").alias("Domains"))
+
+
+ONLY_KNOWN_NOW = "only in known-now"
+KNOWN_NOW_ORDER = (ONLY_KNOWN_NOW, COUNTS_DIFFER, SAME)
+WHY_FOUND_AFTER = (
+    "inbound threats found after delivery: messages it sent that were clean when delivered and were "
+    "purged or found malicious later (MessagePostDeliveryEvents)"
+)
+WHY_ONLY_AFTER = "every inbound threat from it was found after delivery, so neither kql nor corrected sees it"
+KNOWN_NOW_EXPLANATION = (
+    "known-now mode is corrected mode with the verdicts Defender reached after delivery counted too: a "
+    "message clean at delivery and later purged or found malicious (MessagePostDeliveryEvents) is an "
+    "inbound threat. Only the inbound counts can move, and only up."
+)
+
+
+def compare_known_now(corrected_df: DataFrame, known_df: DataFrame) -> DataFrame:
+    """One row per (TenantId, SenderFromDomain) in either result: `Status`, `CorrectedOutbound`,
+    `CorrectedInbound`, `KnownNowInbound`, `FoundAfterDelivery` (the inbound threats only
+    known-now counts) and `Why`. Needs the results' columns on both sides (one window each)."""
+    corrected = corrected_df.select(
+        "TenantId",
+        "SenderFromDomain",
+        F.col("OutboundTeamsMessages").alias("CorrectedOutbound"),
+        F.col("IncomingTeamsMessagesWithThreats").alias("CorrectedInbound"),
+    )
+    known = known_df.select(
+        "TenantId", "SenderFromDomain", F.col("IncomingTeamsMessagesWithThreats").alias("KnownNowInbound"), F.lit(True).alias("InKnownNow")
+    )
+    joined = corrected.join(known, on=["TenantId", "SenderFromDomain"], how="full_outer")
+    in_corrected = F.col("CorrectedInbound").isNotNull()
+    found_after = F.col("KnownNowInbound") - F.coalesce(F.col("CorrectedInbound"), F.lit(0))
+    status = F.when(~in_corrected, F.lit(ONLY_KNOWN_NOW)).when(found_after != F.lit(0), F.lit(COUNTS_DIFFER)).otherwise(F.lit(SAME))
+    why = F.when(~in_corrected, F.lit(WHY_ONLY_AFTER)).when(found_after != F.lit(0), F.lit(WHY_FOUND_AFTER)).otherwise(F.lit(""))
+    return joined.select(
+        "TenantId",
+        "SenderFromDomain",
+        status.alias("Status"),
+        "CorrectedOutbound",
+        "CorrectedInbound",
+        "KnownNowInbound",
+        found_after.cast("long").alias("FoundAfterDelivery"),
+        why.alias("Why"),
+    )
+
+
+def sort_known_now(diff_df: DataFrame) -> DataFrame:
+    """Grouped by status, most threats found after delivery first, then domain and tenant."""
+    order = F.array_position(F.array(*[F.lit(s) for s in KNOWN_NOW_ORDER]), F.col("Status"))
+    return diff_df.orderBy(order.asc(), F.col("FoundAfterDelivery").desc(), F.col("SenderFromDomain").asc(), F.col("TenantId").asc())

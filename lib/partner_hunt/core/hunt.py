@@ -86,7 +86,7 @@ def explode_hunt_domains(
     addresses = recipient_addresses(F.col("RecipientAddresses"))
     if mode == "kql":
         elements = addresses
-    elif mode == "corrected":
+    elif mode in ("corrected", "known-now"):
         elements = F.when(outbound, addresses).otherwise(F.array(F.col("SenderEmailAddress")))
     else:
         raise ValueError(f"unknown mode {mode!r}")

@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt.core import schema, values
+from partner_hunt.core import schema, signals, values
 
 MESSAGE_EVENTS_CATEGORY = "AdvancedHunting-MessageEvents"
 LOG_ANALYTICS_TYPE = "MessageEvents"
@@ -33,16 +33,6 @@ INGEST_KEYS = ("TenantId", "IngestKey")
 # Quarantine reasons of the ingest, beside the contract's own (`schema.BAD_TIMESTAMP`, ...).
 NOT_JSON = "NOT_JSON"
 NOT_A_RECORD = "NOT_A_RECORD"
-
-RECIPIENT = T.StructType(
-    [
-        T.StructField("RecipientSmtpAddress", T.StringType()),
-        T.StructField("RecipientDisplayName", T.StringType()),
-        T.StructField("RecipientType", T.StringType()),
-        T.StructField("RecipientObjectId", T.StringType()),
-    ]
-)
-RECIPIENTS = T.ArrayType(RECIPIENT)
 
 # The contract's columns a record carries in its properties, typed as the contract reads them.
 TYPED = (
@@ -161,7 +151,11 @@ def parse_log_analytics_lines(lines_df: DataFrame, workspace_tenants: Mapping[st
         "File",
         "LineNumber",
         "Line",
-        F.when(record["Type"] == F.lit(LOG_ANALYTICS_TYPE), F.lit(MESSAGE_EVENTS_CATEGORY))
+        # A Log Analytics table's `Type` is its name: named as the Streaming API names its category.
+        F.when(
+            record["Type"].isin(LOG_ANALYTICS_TYPE, *[t.table for t in signals.SIGNAL_TABLES]),
+            F.concat(F.lit("AdvancedHunting-"), record["Type"]),
+        )
         .otherwise(F.coalesce(record["Type"], F.lit("")))
         .alias("Category"),
         tenant.alias("TenantId"),
@@ -176,24 +170,16 @@ def parse_log_analytics_lines(lines_df: DataFrame, workspace_tenants: Mapping[st
     )
 
 
-def _recipients(text: Column) -> tuple[Column, Column]:
-    """RecipientDetails typed from its JSON text (an array in the export, or a string holding one)."""
-    trimmed = F.trim(text)
-    is_null = text.isNull() | trimmed.isin("", "null")
-    parsed = F.from_json(trimmed, RECIPIENTS)
-    value = F.when(~is_null, parsed)
-    return value, ~is_null & parsed.isNull()
-
-
 def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], envelope_text: tuple[str, ...] = ()) -> DataFrame:
     """Parsed lines as flat, typed MessageEvents rows.
 
     Gives `TenantId`, the typed contract columns, the other known properties as text,
     `OtherProperties` (the rest), the `envelope_times` (fields of `Envelope`, as timestamps) and
     `envelope_text` (as they are),
-    `File`, `LineNumber`, `IngestKey`, `Category`, `IsMessageEvent` and `QuarantineReason` (a line
-    that is no record, or a MessageEvents record it cannot trust; a record of another category
-    keeps none and is not a MessageEvent). `Timestamp` is the record's own,
+    `File`, `LineNumber`, `IngestKey`, `Category`, `IsMessageEvent`, `IsSignal` (a record of one of
+    `signals.SIGNAL_TABLES`), `SignalProperties` (such a record's properties) and
+    `QuarantineReason` (a line that is no record, or a MessageEvents or signal record it cannot
+    trust; a record of another category keeps none). `Timestamp` is the record's own,
     never the envelope's. `IngestKey` is the record's `ReportId`, or a hash of the record where it
     has none: with `TenantId` it identifies a delivery of the same event twice.
     """
@@ -202,17 +188,21 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
     edited, _ = values.utc_instant_of(props["LastEditedTime"])
     external, bad_external = values.flag_of_text(props["IsExternalThread"])
     owned, bad_owned = values.flag_of_text(props["IsOwnedThread"])
-    recipients, bad_recipients = _recipients(props["RecipientDetails"])
+    recipients, bad_recipients = values.recipients_of_text(props["RecipientDetails"])
     tenant = F.col("TenantId")
     report_id = props["ReportId"]
     spelled = [spelling for spellings in SPELLINGS.values() for spelling in spellings]
     known = F.array(*[F.lit(n) for n in dict.fromkeys((*TYPED, *KEPT_AS_TEXT, *spelled, *LOG_ANALYTICS_COLUMNS))])
-    is_event = F.col("QuarantineReason").isNull() & F.coalesce(F.col("Category") == F.lit(MESSAGE_EVENTS_CATEGORY), F.lit(False))
+    readable = F.col("QuarantineReason").isNull()
+    no_tenant = tenant.isNull() | (F.trim(tenant) == F.lit(""))
+    is_event = readable & F.coalesce(F.col("Category") == F.lit(MESSAGE_EVENTS_CATEGORY), F.lit(False))
+    is_signal = readable & F.coalesce(F.col("Category").isin(*signals.SIGNAL_CATEGORIES), F.lit(False))
     reason = (
-        F.when(F.col("QuarantineReason").isNotNull(), F.col("QuarantineReason"))
-        .when(~is_event, F.lit(None).cast("string"))
+        F.when(~readable, F.col("QuarantineReason"))
+        .when(~is_event & ~is_signal, F.lit(None).cast("string"))
+        .when(is_signal, F.coalesce(signals.quarantine_reason(F.col("Category"), props), F.when(no_tenant, F.lit(schema.MISSING_TENANT))))
         .when(bad_timestamp, F.lit(schema.BAD_TIMESTAMP))
-        .when(tenant.isNull() | (F.trim(tenant) == F.lit("")), F.lit(schema.MISSING_TENANT))
+        .when(no_tenant, F.lit(schema.MISSING_TENANT))
         .when(bad_external | bad_owned, F.lit(schema.BAD_FLAG))
         .when(bad_recipients, F.lit(schema.BAD_RECIPIENTS))
     )
@@ -220,7 +210,8 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
     key = F.when(has_report_id, report_id).otherwise(F.concat(F.lit("sha256:"), F.sha2(F.col("Line"), 256)))
     return parsed_df.select(
         tenant.alias("TenantId"),
-        timestamp.alias("Timestamp"),
+        # A signal record's own time (`signals.time_of`), for the bounds of its table's write.
+        F.when(is_signal, signals.time_of(props)[0]).otherwise(timestamp).alias("Timestamp"),
         props["TeamsMessageId"].alias("TeamsMessageId"),
         report_id.alias("ReportId"),
         props["SenderEmailAddress"].alias("SenderEmailAddress"),
@@ -245,6 +236,9 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
         key.alias("IngestKey"),
         "Category",
         is_event.alias("IsMessageEvent"),
+        is_signal.alias("IsSignal"),
+        # A signal record's properties, typed later by its own table (`signals.to_signal_rows`).
+        F.when(is_signal, props).alias("SignalProperties"),
         reason.alias("QuarantineReason"),
         "Line",
     )

@@ -19,8 +19,9 @@ def requirements(options: CountOptions, keep_sender: bool) -> schema.Requirement
     """The optional source columns a run with these counting switches needs; `keep_sender` reads
     the sender's address where the source has it (the evidence and own domains use it)."""
     return schema.Requirements(
-        sender=options.mode == "corrected",
-        message_id=options.count_messages or options.dedupe_edits,
+        sender=options.mode != "kql",
+        # `known-now` finds each message's later verdicts by its id.
+        message_id=options.count_messages or options.dedupe_edits or options.mode == "known-now",
         keep_sender=keep_sender,
     )
 
@@ -58,6 +59,10 @@ class Prepared:
         if self._bad_df is None:
             self._bad_df = schema.filter_bad_rows(self.canonical_df).cache()
         return self._bad_df
+
+    def with_events(self, transform: Callable[[DataFrame], DataFrame]) -> Prepared:
+        """These events with `transform` applied to both views (it must keep rows and columns)."""
+        return Prepared(transform(self.canonical_df), transform(self.hunt_df))
 
     def release(self) -> None:
         """Drop the cached quarantined rows."""

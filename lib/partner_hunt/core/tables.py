@@ -44,7 +44,10 @@ RUN_LOG_DDL = (
     # `hunt.own_domains: auto` only: each tenant's own domains as derived from the window's events.
     "OwnDomains map<string,array<string>>, "
     # `ingest` only: the export folder read, and what it read (INGEST_COUNTS).
-    "IngestInput string, IngestCounts map<string,bigint>"
+    "IngestInput string, IngestCounts map<string,bigint>, "
+    # Commands that compute partials: the version of each signal table they read, by its key
+    # (`signals.SignalTable.key`), from which the next refresh looks for late signals.
+    "SignalVersions map<string,bigint>"
 )
 
 # The counts of an ingest's run-log row, in the order they are shown.
@@ -57,6 +60,9 @@ INGEST_COUNTS = (
     "OtherCategories",
     "Quarantined",
     "IncompleteLinesHeldBack",
+    # Records of Defender's Teams signal tables (`signals.SIGNAL_TABLES`), read and added.
+    "SignalRecords",
+    "SignalRecordsIngested",
 )
 
 # What `ingest` cannot read: the line as it was (redacted as `quality.quarantine_record` says),
@@ -114,6 +120,32 @@ PARTNERS_DDL = (
     "RunId string, ComputedAt timestamp"
 )
 
+_SIGNAL_COUNTS = (
+    "InboundMessages", "ThreatsAtDelivery", "RemovedAfterDelivery", "ThreatsAfterDelivery", "ThreatsKnownNow",
+    "MessagesWithUrls", "Clicks", "ClicksAllowed", "ClicksBlocked", "ClicksThrough",
+)
+# Per day of the message and partner domain: what became of the partner's messages after delivery
+# (core/partner_signals.py). `Signals` names the signal tables the day was computed with.
+SIGNAL_PARTIALS_DDL = (
+    "TenantId string, Day date, Variant string, Domain string, "
+    + "".join(f"{c} bigint, " for c in _SIGNAL_COUNTS)
+    + "RemovedByAction map<string,bigint>, RemovedByThreat map<string,bigint>, UrlDomains array<string>, "
+    "Signals array<string>, RunId string, ComputedAt timestamp"
+)
+
+PARTNER_RISK_DDL = (
+    "TenantId string, Domain string, Variant string, Mode string, RiskScore double, FirstContact date, NewPartner boolean, "
+    "OutboundTeamsMessages bigint, IncomingTeamsMessagesWithThreats bigint, WindowOutbound bigint, WindowThreats bigint, "
+    "BaselineThreatRate double, WindowThreatRate double, ThreatRateChange double, "
+    "FirstSeenOutbound date, FirstSeenInbound date, FirstInboundMessage date, "
+    + "".join(f"Window{c} bigint, " for c in _SIGNAL_COUNTS)
+    + "WindowUrlDomains bigint, "
+    + "".join(f"{c} bigint, " for c in _SIGNAL_COUNTS)
+    + "ScoreThreatsAtDelivery double, ScoreThreatsAfterDelivery double, ScoreClicksAllowed double, "
+    "ScoreClicksThrough double, ScoreClicksBlocked double, ScoreThreatRateChange double, "
+    "WindowStart date, WindowEnd date, RunId string, ComputedAt timestamp"
+)
+
 
 def columns(ddl: str) -> tuple[str, ...]:
     """The column names of a DDL string, in order (commas inside `<...>` do not split)."""
@@ -134,6 +166,8 @@ RUN_LOG_COLUMNS = columns(RUN_LOG_DDL)
 EVIDENCE_COLUMNS = columns(EVIDENCE_DDL)
 ALERT_COLUMNS = columns(ALERTS_DDL)
 PARTNERS_COLUMNS = columns(PARTNERS_DDL)
+SIGNAL_PARTIALS_COLUMNS = columns(SIGNAL_PARTIALS_DDL)
+PARTNER_RISK_COLUMNS = columns(PARTNER_RISK_DDL)
 QUARANTINE_COLUMNS = columns(QUARANTINE_DDL)
 
 

@@ -12,6 +12,17 @@ from pyspark.sql import types as T
 INTEGERS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 FRACTIONS = (T.FloatType, T.DoubleType, T.DecimalType)
 
+# `RecipientDetails` as Defender writes it: an array of these objects.
+RECIPIENT = T.StructType(
+    [
+        T.StructField("RecipientSmtpAddress", T.StringType()),
+        T.StructField("RecipientDisplayName", T.StringType()),
+        T.StructField("RecipientType", T.StringType()),
+        T.StructField("RecipientObjectId", T.StringType()),
+    ]
+)
+RECIPIENTS = T.ArrayType(RECIPIENT)
+
 
 def flag(col: Column, dtype: T.DataType) -> tuple[Column, Column]:
     """(boolean value, is-bad) for a flag column; null stays null (KQL: on neither side)."""
@@ -65,3 +76,12 @@ def utc_instant_of(text: Column) -> tuple[Column, Column]:
 def flag_of_text(text: Column) -> tuple[Column, Column]:
     """(boolean, is-bad) of a flag written as text (`true`, `1`, ...), as the contract reads one."""
     return flag(text, T.StringType())
+
+
+def recipients_of_text(text: Column) -> tuple[Column, Column]:
+    """(RecipientDetails, is-bad) typed from its JSON text (an array in the export, or a string holding one)."""
+    trimmed = F.trim(text)
+    is_null = text.isNull() | trimmed.isin("", "null")
+    parsed = F.from_json(trimmed, RECIPIENTS)
+    value = F.when(~is_null, parsed)
+    return value, ~is_null & parsed.isNull()

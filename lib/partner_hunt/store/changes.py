@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -85,22 +85,30 @@ def enable_feed_hint(ref: TableRef) -> str:
     )
 
 
-def changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_version: int) -> ChangeResult:
+DaysOf = Callable[[DataFrame], DataFrame]
+
+
+def changed_days(
+    spark: SparkSession, ref: TableRef, from_version: int, to_version: int, days_of: DaysOf | None = None
+) -> ChangeResult:
     """The UTC days whose rows the commits in `(from_version, to_version]` inserted, deleted or updated.
+
+    `days_of` gives the days some changed rows touch (column `Day`); by default a source row's own
+    day (`source_days`), for a signal table the day of the message it is about.
 
     With the change data feed on, its rows give the days exactly. Without it, commits that only
     append are read through Delta's streaming source; any other change (DELETE, UPDATE, MERGE,
     RESTORE, overwrite), history that is gone, or any error gives a full result with the reason.
     """
     try:
-        return _changed_days(spark, ref, from_version, to_version)
+        return _changed_days(spark, ref, from_version, to_version, days_of or source_days)
     except Exception as exc:  # noqa: BLE001 - an unknown answer means "recompute", said out loud
         return ChangeResult.full(
             f"could not tell which days changed after version {from_version}: {type(exc).__name__}: {first_line(exc)}"
         )
 
 
-def _changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_version: int) -> ChangeResult:
+def _changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_version: int, days_of: DaysOf) -> ChangeResult:
     if to_version == from_version:
         return ChangeResult(frozenset(), INCREMENTAL, f"no commit after version {from_version}")
     if to_version < from_version:
@@ -120,7 +128,7 @@ def _changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_vers
     feed_problem = ""
     if _feed_enabled(spark, ref):
         try:
-            days = _feed_days(spark, ref, first, to_version)
+            days = _feed_days(spark, ref, first, to_version, days_of)
             return ChangeResult(days, INCREMENTAL, f"change data feed of {span}")
         except Exception as exc:  # noqa: BLE001 - e.g. enabled after `first`, or its files vacuumed
             feed_problem = f"the change data feed of {span} cannot be read ({first_line(exc)})"
@@ -130,7 +138,7 @@ def _changed_days(spark: SparkSession, ref: TableRef, from_version: int, to_vers
         fix = "" if feed_problem else f"; {enable_feed_hint(ref)}"
         return ChangeResult.full(f"{operation} at version {version} changed existing rows and {why}{fix}")
     try:
-        days = _appended_days(spark, ref, first)
+        days = _appended_days(spark, ref, first, days_of)
     except Exception as exc:
         cause = first_line(exc)
         if "FILE_NOT_EXIST" in cause or "FileNotFound" in cause:
@@ -183,7 +191,7 @@ def _feed_enabled(spark: SparkSession, ref: TableRef) -> bool:
     return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
-def _feed_days(spark: SparkSession, ref: TableRef, first: int, last: int) -> frozenset[date]:
+def _feed_days(spark: SparkSession, ref: TableRef, first: int, last: int, days_of: DaysOf) -> frozenset[date]:
     """The days of every change row (insert, delete, both images of an update) in `[first, last]`."""
     reader = (
         spark.read.format("delta")
@@ -193,10 +201,10 @@ def _feed_days(spark: SparkSession, ref: TableRef, first: int, last: int) -> fro
     )
     feed_df = reader.load(ref.location) if ref.is_path else reader.table(ref.location)
     # Bounded: one row per distinct day.
-    return frozenset(r["Day"] for r in source_days(feed_df).collect())
+    return frozenset(r["Day"] for r in days_of(feed_df).collect())
 
 
-def _appended_days(spark: SparkSession, ref: TableRef, first: int) -> frozenset[date]:
+def _appended_days(spark: SparkSession, ref: TableRef, first: int, days_of: DaysOf) -> frozenset[date]:
     """The days of the rows appended from version `first` on, read by Delta's streaming source.
 
     The stream cannot stop at a version (there is no `endingVersion` for streams): it reads to
@@ -211,7 +219,7 @@ def _appended_days(spark: SparkSession, ref: TableRef, first: int) -> frozenset[
     def collect(batch_df: DataFrame, _batch_id: int) -> None:
         # Bounded: one row per distinct day of the batch. A driver-side set: classic Spark only
         # (over Spark Connect this function runs in the server's Python worker).
-        days.update(r["Day"] for r in source_days(batch_df).collect())
+        days.update(r["Day"] for r in days_of(batch_df).collect())
 
     # Only the driver writes a foreachBatch query's checkpoint (there is no state), so a local
     # folder is correct on a cluster too; it is deleted whatever happens.

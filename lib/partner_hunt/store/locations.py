@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from partner_hunt.config import Config
+from partner_hunt.core.signals import SIGNAL_TABLES
 from partner_hunt.store.session import is_connect
 
 # An unquoted part, or a backticked one in which a doubled backtick stands for one.
@@ -247,6 +248,10 @@ class Locations:
     evidence: TableRef
     alerts: TableRef
     partners: TableRef
+    signal_partials: TableRef
+    partner_risk: TableRef
+    # Defender's Teams signals read beside MessageEvents, by `signals.SignalTable.key`.
+    signals: dict[str, TableRef]
     # A folder of JSON Lines, not a table: `alerts.jsonl`, else beside a path output; None for a
     # catalog output with no folder set (the alerts then go to the alerts table only).
     alerts_jsonl: str | None = None
@@ -265,9 +270,18 @@ class Locations:
             evidence=resolve(state.evidence, output.sibling("evidence")),
             alerts=resolve(state.alerts, output.sibling("alerts")),
             partners=resolve(state.partners, output.sibling("partners")),
+            signal_partials=resolve(state.signal_partials, output.sibling("signal_partials")),
+            partner_risk=resolve(state.partner_risk, output.sibling("partner_risk")),
+            signals=signal_tables(config, TableRef.parse(config.source)),
             alerts_jsonl=(
                 folder_location(config.alerts.jsonl)
                 if config.alerts.jsonl
                 else (output.sibling("alerts_jsonl").location if output.is_path else None)
             ),
         )
+
+
+def signal_tables(config: Config, beside: TableRef) -> dict[str, TableRef]:
+    """Where each of Defender's Teams signal tables is: `signals.<key>`, else beside `beside`
+    (the MessageEvents table)."""
+    return {t.key: resolve(getattr(config.signals, t.key), beside.sibling(t.suffix)) for t in SIGNAL_TABLES}

@@ -78,6 +78,8 @@ class RunReport:
     # `ingest` only: the export folder it read and its counts (`tables.INGEST_COUNTS`).
     ingest_input: str | None = None
     ingest_counts: dict[str, int] | None = None
+    # Commands that compute partials: the version of each signal table read (`signals.SignalTable.key`).
+    signal_versions: dict[str, int] | None = None
 
     @property
     def rows_used(self) -> int:
@@ -139,6 +141,27 @@ def last_version_of(spark: SparkSession, locations: Locations, variant_key: str,
     return int(rows[0]["v"]) if rows and rows[0]["v"] is not None else None
 
 
+def last_signal_versions(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> dict[str, int]:
+    """The version of each signal table the last succeeded run of `command` for this variant read
+    (none for a table it did not read)."""
+    run_log_df = io.read_table_if_exists(spark, locations.run_log)
+    if run_log_df is None or "SignalVersions" not in run_log_df.columns:
+        return {}
+    rows = (
+        run_log_df.filter(
+            (F.col("Status") == "succeeded")
+            & (F.col("Source") == F.lit(str(locations.source)))
+            & (F.col("Variant") == F.lit(variant_key))
+            & (F.col("Command") == F.lit(command))
+        )
+        .orderBy(F.col("StartedAt").desc())
+        .limit(1)
+        .select("SignalVersions")
+        .collect()
+    )
+    return {k: int(v) for k, v in (rows[0]["SignalVersions"] or {}).items()} if rows else {}
+
+
 def latest_own_domains(spark: SparkSession, locations: Locations) -> dict[str, list[str]]:
     """The own domains the newest succeeded run derived (`hunt.own_domains: auto`), if any."""
     log_df = io.read_table_if_exists(spark, locations.run_log)
@@ -183,6 +206,7 @@ def write_run_log(spark: SparkSession, report: RunReport) -> None:
         {t: list(d) for t, d in report.own_domains.items()} if report.own_domains is not None else None,
         report.ingest_input,
         dict(report.ingest_counts) if report.ingest_counts is not None else None,
+        dict(report.signal_versions) if report.signal_versions is not None else None,
     )
     io.append(spark.createDataFrame([row], RUN_LOG_DDL), report.locations.run_log)
 

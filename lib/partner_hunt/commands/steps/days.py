@@ -8,29 +8,70 @@ once into the partials table and any day-aligned window is rolled up from them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt.commands.steps import accounting, outputs, own_domains
+from partner_hunt.commands.steps import accounting, outputs, own_domains, partners
 from partner_hunt.config import Config
-from partner_hunt.core import hunt, partials, quality, schema
+from partner_hunt.core import hunt, partials, partner_signals, quality, schema
 from partner_hunt.core import own_domains as rules
-from partner_hunt.core.tables import PARTIALS_COLUMNS, window_key
+from partner_hunt.core.signals import POST_DELIVERY
+from partner_hunt.core.tables import PARTIALS_COLUMNS, SIGNAL_PARTIALS_COLUMNS, window_key
 from partner_hunt.store import faults, io, source
 from partner_hunt.store.partials_table import Markers
 from partner_hunt.store.predicates import equality_predicate, in_predicate
 from partner_hunt.store.runlog import RunReport
+from partner_hunt.store.signal_sources import SignalInputs
 
 OnBatch = Callable[[list[date], int, int], None]
 
 
 def source_requirements(config: Config) -> schema.Requirements:
-    """The source columns a command that computes partials reads."""
-    h = config.hunt
-    return quality.requirements(h.count_options(), keep_sender=config.evidence.enabled or h.own_domains_auto)
+    """The source columns a command that computes partials reads (the sender's address, where the
+    source has it, for the evidence, the own domains and the partner signals)."""
+    return quality.requirements(config.hunt.count_options(), keep_sender=True)
+
+
+def known_now(config: Config, inputs: SignalInputs, first: datetime, last: datetime) -> Callable[[DataFrame], DataFrame]:
+    """`known-now` mode's view of events from `first` to `last`: each message's threats as its
+    post-delivery events up to `signals.max_delay_days` later found them."""
+    post_df = inputs.frames[POST_DELIVERY.key]
+    until = last + timedelta(days=config.signals.max_delay_days)
+    post_df = post_df.filter(hunt.in_window(F.col("Timestamp"), first, until))
+    return lambda events_df: partner_signals.with_threats_known_now(events_df, post_df)
+
+
+def signal_rows(
+    config: Config, report: RunReport, canonical_df: DataFrame, inputs: SignalInputs, days: list[date]
+) -> DataFrame:
+    """The signal partials of `days` (`tables.SIGNAL_PARTIALS_COLUMNS`): each inbound message of
+    those days with the signals about it, up to `signals.max_delay_days` after its day."""
+    first, last = min(days), max(days)
+    since, until = partials.day_start(first), partials.day_start(last + timedelta(days=1 + config.signals.max_delay_days))
+    messages_df = (
+        canonical_df.transform(schema.drop_quarantined)
+        .filter(partials.days_filter(F.col("Timestamp"), days))
+        .transform(partner_signals.inbound_messages, config.hunt.effective_normalize_domains)
+    )
+    frames = {key: df.filter(hunt.in_window(F.col("Timestamp"), since, until)) for key, df in inputs.frames.items()}
+    return partner_signals.daily_counts(
+        messages_df, frames.get("post_delivery"), frames.get("url_info"), frames.get("url_clicks")
+    ).select(
+        "TenantId",
+        "Day",
+        F.lit(report.variant).alias("Variant"),
+        "Domain",
+        *partner_signals.COUNTS,
+        "RemovedByAction",
+        "RemovedByThreat",
+        "UrlDomains",
+        F.array(*[F.lit(k) for k in sorted(inputs.frames)]).alias("Signals"),
+        F.lit(report.run_id).alias("RunId"),
+        F.lit(report.started_at).cast("timestamp").alias("ComputedAt"),
+    )
 
 
 def compute_days(
@@ -40,11 +81,14 @@ def compute_days(
     source_df: DataFrame,
     days: list[date],
     timeless: bool = False,
+    inputs: SignalInputs | None = None,
 ) -> None:
     """Compute and commit the partials of `days` in one atomic replace (idempotent).
 
     With `timeless`, the source rows whose Timestamp cannot be read are read too: they belong to
-    no day, so a command quarantines and counts them once, in one of its batches.
+    no day, so a command quarantines and counts them once, in one of its batches. With signal
+    tables in `inputs`, the days' signal partials are replaced first, so that a day whose partials
+    are committed always has its signals.
     """
     if not days:
         return
@@ -54,6 +98,8 @@ def compute_days(
     zoned = isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
     h = config.hunt
     prepared = quality.prepare(source_df.filter(wanted) if zoned else source_df, source_requirements(config), lambda df: df.filter(wanted))
+    if h.mode == "known-now" and inputs is not None:
+        prepared = prepared.with_events(known_now(config, inputs, partials.day_start(min(days)), partials.day_start(max(days) + timedelta(days=1))))
     options = h.count_options()
     # Aggregated rows only, cached so that the accounting is known before anything is written;
     # dropped whatever happens (see `window.write_window`).
@@ -83,6 +129,9 @@ def compute_days(
         if quarantined:
             source.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
         predicate = f"{in_predicate('Day', days)} AND {equality_predicate({'Variant': report.variant})}"
+        if inputs is not None and inputs.present:
+            signal_df = signal_rows(config, report, prepared.canonical_df, inputs, days)
+            io.replace_where(signal_df.select(*SIGNAL_PARTIALS_COLUMNS), report.locations.signal_partials, predicate)
         io.replace_where(daily_df.select(*PARTIALS_COLUMNS), report.locations.partials, predicate, partition_by=["Day"])
     finally:
         prepared.release()
@@ -100,12 +149,13 @@ def compute_in_batches(
     batch_days: int,
     total: int,
     on_batch: OnBatch | None = None,
+    inputs: SignalInputs | None = None,
 ) -> None:
     """Compute `todo` in batches of `batch_days`, each its own commit, reporting progress of `total`."""
     finished = total - len(todo)
     for i in range(0, len(todo), max(1, batch_days)):
         batch = todo[i : i + max(1, batch_days)]
-        compute_days(spark, config, report, source_df, batch, timeless=i == 0)
+        compute_days(spark, config, report, source_df, batch, timeless=i == 0, inputs=inputs)
         finished += len(batch)
         if on_batch:
             on_batch(batch, finished, total)
@@ -117,6 +167,7 @@ def write_window_reports(
     report: RunReport,
     windows: list[tuple[date, date]],
     markers: Markers | None = None,
+    inputs: SignalInputs | None = None,
 ) -> dict[str, list[str]]:
     """Roll the partials up into one results window each, written in a single commit; the last
     window's rows are shown and get the analyst outputs. `markers`, read by the command before
@@ -148,7 +199,8 @@ def write_window_reports(
         # The analyst outputs before the results, which are the run's last commit (see `window.write_window`).
         # Evidence needs raw events; alerts come from the rolled-up rows (the spike rule's partials are here).
         done = None if markers is None else markers.done_days(report.variant) | set(report.days_computed)
-        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df, done)
+        risk_df = partners.alert_scores(spark, config, report, windows[-1], found, inputs)
+        report.analyst_outputs = outputs.write_outputs(spark, config, report, last, None, last_df, done, risk_df)
         predicate = " OR ".join(
             f"({equality_predicate(window_key(report.mode, (partials.day_start(s), partials.day_start(e))))})"
             for s, e in windows

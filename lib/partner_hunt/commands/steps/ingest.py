@@ -19,16 +19,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
-from partner_hunt.core import landed, privacy
+from partner_hunt.core import landed, privacy, signals
 from partner_hunt.core.tables import INGEST_COUNTS, INGEST_QUARANTINE_DDL, columns
 from partner_hunt.store import checks, faults, io, landing, merge, runlog
-from partner_hunt.store.locations import Locations, TableRef, folder_location, resolve
+from partner_hunt.store.locations import Locations, TableRef, folder_location, resolve, signal_tables
 from partner_hunt.store.runlog import RunReport
 
 ROUTES = ("defender-storage", "log-analytics-export")
 # A table ingest creates: `run --incremental` reads its changes, and its data skipping statistics
 # are kept for the columns the commands filter on (on every column, they cost a fifth of the write).
 TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.dataSkippingStatsColumns": "TenantId,Timestamp,LastEditedTime,IngestedAt"}
+# A signal table ingest creates: the same, over the columns it has.
+SIGNAL_TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.dataSkippingStatsColumns": "TenantId,Timestamp,IngestedAt"}
 # Up to this many records delivered twice in one batch, their keys are sent to every task.
 _FEW_REPEATED = 100_000
 # The envelope's own times, kept as columns of the flat table under their own names.
@@ -44,13 +46,20 @@ class IngestPlaces:
     into: TableRef
     quarantine: TableRef
     files: TableRef
+    # Defender's Teams signal tables, by `signals.SignalTable.key`: their records go there.
+    signals: dict[str, TableRef]
 
     @classmethod
     def of(cls, config: Config, into: str | None) -> IngestPlaces:
         """`--into` (default: the config's `source`), the others from `ingest.*` or beside it."""
         ref = TableRef.parse(into or config.source)
         settings = config.ingest
-        return cls(ref, resolve(settings.quarantine, ref.sibling("ingest_quarantine")), resolve(settings.files, ref.sibling("ingest_files")))
+        return cls(
+            ref,
+            resolve(settings.quarantine, ref.sibling("ingest_quarantine")),
+            resolve(settings.files, ref.sibling("ingest_files")),
+            signal_tables(config, ref),
+        )
 
 
 def ingest_folder(
@@ -68,7 +77,12 @@ def ingest_folder(
     folder = folder_location(input_folder)
     # The run log sits where the other commands keep theirs; its Source is the table written.
     logged = replace(config, source=places.into.location)
-    writes = {"--into": places.into, "ingest.quarantine": places.quarantine, "ingest.files": places.files}
+    writes = {
+        "--into": places.into,
+        "ingest.quarantine": places.quarantine,
+        "ingest.files": places.files,
+        **{f"signals.{key}": ref for key, ref in places.signals.items()},
+    }
     checks.check_ingest(spark, Locations.from_config(logged).run_log, folder, writes)
     with runlog.tracked(spark, logged, f"ingest --from {route}") as report:
         report.ingest_input = folder
@@ -113,11 +127,15 @@ def parse(lines_df: DataFrame, route: str, workspace_tenants: Mapping[str, str])
 
 @dataclass(frozen=True)
 class Good:
-    """The batch's MessageEvents records that are not quarantined: how many, and their time span."""
+    """The batch's records that are not quarantined: how many, and their time span."""
 
     records: int
     first: datetime | None
     last: datetime | None
+    # The signal tables' records of the batch, by category, and their time span.
+    signal_records: dict[str, int]
+    signal_first: datetime | None
+    signal_last: datetime | None
 
 
 def _count(spark: SparkSession, events_df: DataFrame, ends_df: DataFrame) -> tuple[dict[str, int], Good, DataFrame]:
@@ -125,14 +143,18 @@ def _count(spark: SparkSession, events_df: DataFrame, ends_df: DataFrame) -> tup
     lines (one row a line) and one over the blobs' ends."""
     bad = F.col("QuarantineReason").isNotNull()
     is_good = F.col("IsMessageEvent") & ~bad
+    is_signal = F.col("IsSignal") & ~bad
     # Bounded: one row per blob read.
     per_blob = events_df.groupBy("File").agg(
         F.count(F.lit(1)).alias("Lines"),
-        F.count_if(~bad & ~F.col("IsMessageEvent")).alias("OtherCategories"),
+        F.count_if(~bad & ~F.col("IsMessageEvent") & ~F.col("IsSignal")).alias("OtherCategories"),
         F.count_if(bad).alias("Quarantined"),
         F.count_if(is_good).alias("Good"),
         F.min(F.when(is_good, F.col("Timestamp"))).alias("First"),
         F.max(F.when(is_good, F.col("Timestamp"))).alias("Last"),
+        *[F.count_if(is_signal & (F.col("Category") == F.lit(t.category))).alias(t.key) for t in signals.SIGNAL_TABLES],
+        F.min(F.when(is_signal, F.col("Timestamp"))).alias("SignalFirst"),
+        F.max(F.when(is_signal, F.col("Timestamp"))).alias("SignalLast"),
     ).collect()
     line_counts_df = spark.createDataFrame([(r["File"], r["Lines"]) for r in per_blob], "File string, Lines long")
     # Bounded: one row per blob. Kept on the driver, so the blobs are not read again after the commit.
@@ -149,7 +171,18 @@ def _count(spark: SparkSession, events_df: DataFrame, ends_df: DataFrame) -> tup
         Quarantined=events["Quarantined"],
         IncompleteLinesHeldBack=sum(int(r["HeldBack"]) for r in progress),
     )
-    good = Good(events["Good"], min(firsts, default=None), max(lasts, default=None))
+    per_table = {t.key: sum(int(r[t.key]) for r in per_blob) for t in signals.SIGNAL_TABLES}
+    counts["SignalRecords"] = sum(per_table.values())
+    signal_firsts = [r["SignalFirst"] for r in per_blob if r["SignalFirst"] is not None]
+    signal_lasts = [r["SignalLast"] for r in per_blob if r["SignalLast"] is not None]
+    good = Good(
+        events["Good"],
+        min(firsts, default=None),
+        max(lasts, default=None),
+        per_table,
+        min(signal_firsts, default=None),
+        max(signal_lasts, default=None),
+    )
     return counts, good, spark.createDataFrame(progress, landing.PROGRESS_DDL)
 
 
@@ -201,8 +234,32 @@ def _write(
         )
         counts["RecordsIngested"] = inserted = _inserted(spark, places.into, before)
         counts["DuplicatesSkipped"] = good.records - inserted
+    for table in signals.SIGNAL_TABLES:
+        if good.signal_records[table.key]:
+            inserted = _write_signal(spark, report, places.signals[table.key], events_df, table, good)
+            counts["SignalRecordsIngested"] += inserted
+            counts["DuplicatesSkipped"] += good.signal_records[table.key] - inserted
     report.ingest_counts = counts
     report.result_rows = counts["RecordsIngested"]
+
+
+def _write_signal(
+    spark: SparkSession, report: RunReport, ref: TableRef, events_df: DataFrame, table: signals.SignalTable, good: Good
+) -> int:
+    """Add the batch's records of one signal table to its flat table, each once; the rows added."""
+    rows_df = events_df.transform(signals.to_signal_rows, table)
+    repeated_df = landed.repeated_keys(rows_df)
+    repeated = repeated_df.count()
+    if repeated:
+        rows_df = landed.first_delivery(rows_df, repeated_df, few=repeated <= _FEW_REPEATED)
+    rows_df = rows_df.withColumnsRenamed({"File": "IngestFile", "LineNumber": "IngestLineNumber"}).withColumns(
+        {"IngestRunId": F.lit(report.run_id), "IngestedAt": F.lit(report.started_at).cast("timestamp")}
+    )
+    before = io.table_version(spark, ref) if io.table_exists(spark, ref) else None
+    merge.insert_new(
+        rows_df, ref, ["TenantId", "IngestKey"], within=("Timestamp", good.signal_first, good.signal_last), properties=SIGNAL_TABLE_PROPERTIES
+    )
+    return _inserted(spark, ref, before)
 
 
 def _inserted(spark: SparkSession, ref: TableRef, before: int | None) -> int:

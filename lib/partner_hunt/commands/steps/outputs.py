@@ -50,6 +50,7 @@ def write_outputs(
     day_counts_df: DataFrame | None,
     results_df: DataFrame,
     done_days: Collection[date] | None = None,
+    risk_df: DataFrame | None = None,
 ) -> AnalystOutputs:
     """Write the evidence and the alerts of one window just written to the results table.
 
@@ -58,6 +59,7 @@ def write_outputs(
     partials); `results_df` is the window's results rows, with the results table's columns.
     `done_days`, when the command already read the partials' markers, are the days they hold for
     this variant (this run's included): the spike rule's baseline coverage then needs no job.
+    `risk_df` holds the partners' risk scores, for the `risk` rule (None: the rule is off).
     """
     outputs = AnalystOutputs()
     if config.evidence.enabled and day_counts_df is not None:
@@ -68,7 +70,7 @@ def write_outputs(
         outputs.notes.append("evidence not written: it needs the raw events of the window (use `run`)")
         _prune_evidence(spark, report, window, results_df, outputs)
     if config.alerts.enabled:
-        _write_alerts(spark, config, report, window, results_df, outputs, done_days)
+        _write_alerts(spark, config, report, window, results_df, outputs, done_days, risk_df)
     return outputs
 
 
@@ -161,6 +163,7 @@ def _write_alerts(
     results_df: DataFrame,
     outputs: AnalystOutputs,
     done_days: Collection[date] | None = None,
+    risk_df: DataFrame | None = None,
 ) -> None:
     settings = config.alerts
     baseline_df, window_days = _baseline(spark, config, report, window, outputs.notes, done_days)
@@ -176,6 +179,8 @@ def _write_alerts(
         spike_factor=settings.spike_factor,
         spike_min_inbound=settings.spike_min_inbound,
         high_inbound_threats=settings.high_inbound_threats,
+        risk_df=risk_df,
+        risk_min_score=config.risk.alert_min_score,
     )
     ref = report.locations.alerts
     key = window_key(report.mode, window)

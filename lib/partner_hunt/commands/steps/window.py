@@ -7,11 +7,12 @@ tests all go through it, own-domain step included, so none of them hunts a twin 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
 
 from partner_hunt.commands.steps import accounting, outputs, own_domains
-from partner_hunt.commands.steps.days import source_requirements
+from partner_hunt.commands.steps.days import known_now, source_requirements
 from partner_hunt.config import Config
 from partner_hunt.core import hunt, quality, schema
 from partner_hunt.store import checks, faults, runlog, source
@@ -19,6 +20,7 @@ from partner_hunt.store.locations import Locations
 from partner_hunt.store.partials_table import check_partials
 from partner_hunt.store.predicates import equality_predicate
 from partner_hunt.store.runlog import RunReport
+from partner_hunt.store.signal_sources import read_signals
 
 # Read beside the hunt's columns when the evidence is on: its sample ids and sender domains.
 EVIDENCE_EXTRA = ("TeamsMessageId", "SenderEmailAddress")
@@ -58,6 +60,12 @@ def plan_window(spark: SparkSession, config: Config, report: RunReport) -> Windo
         req,
         lambda df: quality.filter_canonical_window(df, *window),
     )
+    if h.mode == "known-now":
+        inputs = read_signals(spark, report.locations, h.mode)
+        report.signal_versions = dict(inputs.versions)
+        first = report.window_start or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        last = report.window_end or datetime.now(timezone.utc)
+        prepared = prepared.with_events(known_now(config, inputs, first, last))
     events_df = prepared.hunt_df
     if evidence:
         wanted = dict.fromkeys([*prepared.hunt_df.columns, *EVIDENCE_EXTRA])

@@ -1,0 +1,194 @@
+"""What became of each partner's Teams messages after delivery, per day of the message (pure).
+
+A partner's message is judged by `ThreatTypes` when it is delivered; Defender keeps learning after
+that (`core/signals.py`). Each signal is credited to the message it is about, and so to the UTC
+day the message was sent and to its sender's domain: a verdict that arrives days later changes
+that old day's counts, which is what lets the daily partials be recomputed day by day.
+
+Every count is additive over days except the distinct URL domains, which are kept as a set per
+day (`UrlDomains`) and united over a window.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from partner_hunt.core.domains import address_domain
+from partner_hunt.core.hunt import has_threat, utc_day
+
+KEYS = ("TenantId", "TeamsMessageId")
+# The per-day counts, in the signal partials' order (`tables.SIGNAL_PARTIALS_DDL`).
+COUNTS = (
+    "InboundMessages",
+    "ThreatsAtDelivery",
+    "RemovedAfterDelivery",
+    "ThreatsAfterDelivery",
+    "ThreatsKnownNow",
+    "MessagesWithUrls",
+    "Clicks",
+    "ClicksAllowed",
+    "ClicksBlocked",
+    "ClicksThrough",
+)
+CLICK_ALLOWED = "ClickAllowed"
+# `ClickBlocked`, and `ClickBlockedByTenantPolicy` for a URL the tenant's own list blocks.
+CLICK_BLOCKED_PREFIX = "ClickBlocked"
+TEAMS = "teams"
+
+
+def inbound_messages(canonical_df: DataFrame, normalize: bool) -> DataFrame:
+    """One row per inbound external Teams message: `TenantId`, `TeamsMessageId`, `Day` (UTC, of its
+    first version), `Domain` (its sender's, as `corrected` mode counts it) and `ThreatAtDelivery`.
+
+    Needs canonical rows (quarantined ones dropped) with `SenderEmailAddress` and `TeamsMessageId`.
+    Inbound is an external thread the tenant does not own; an edited message is one message, at
+    its first version's time, and carries a threat at delivery when any of its versions did.
+    """
+    inbound = F.coalesce(F.col("IsExternalThread") & ~F.col("IsOwnedThread"), F.lit(False)) & F.col("TeamsMessageId").isNotNull()
+    return (
+        canonical_df.filter(inbound)
+        .groupBy(*KEYS)
+        .agg(
+            F.min("Timestamp").alias("SentAt"),
+            F.min_by(address_domain(F.col("SenderEmailAddress"), normalize), F.col("Timestamp")).alias("Domain"),
+            F.max(has_threat(F.col("ThreatTypes"))).alias("ThreatAtDelivery"),
+        )
+        .select(*KEYS, utc_day(F.col("SentAt")).alias("Day"), "SentAt", "Domain", "ThreatAtDelivery")
+    )
+
+
+def _is_threat_found() -> Column:
+    """A post-delivery event that names a threat, or a purge that only a verdict triggers (ZAP)."""
+    return has_threat(F.col("ThreatTypes")) | F.coalesce(F.upper(F.col("ActionType")).contains("ZAP"), F.lit(False))
+
+
+def removals(post_df: DataFrame) -> DataFrame:
+    """One row per message with post-delivery events: `Actions` and `Threats` found (sets), and
+    whether any event names a threat (`ThreatFound`)."""
+    return post_df.groupBy(*KEYS).agg(
+        F.array_sort(F.collect_set(F.coalesce(F.col("ActionType"), F.lit("")))).alias("Actions"),
+        F.array_sort(F.collect_set(F.when(has_threat(F.col("ThreatTypes")), F.col("ThreatTypes")))).alias("Threats"),
+        F.max(_is_threat_found()).alias("ThreatFound"),
+    )
+
+
+def url_sets(urls_df: DataFrame) -> DataFrame:
+    """One row per message that carried URLs: `UrlDomains` (the set of their domains, lower-cased)."""
+    domain = F.lower(F.trim(F.coalesce(F.col("UrlDomain"), F.parse_url(F.col("Url"), F.lit("HOST")))))
+    return urls_df.groupBy(*KEYS).agg(F.array_sort(F.collect_set(domain)).alias("UrlDomains"))
+
+
+def attribute_clicks(clicks_df: DataFrame, urls_df: DataFrame) -> DataFrame:
+    """Teams clicks credited to the message they most likely came from: one row per click, with
+    the message's `TenantId`, `TeamsMessageId`, and `Allowed`, `Blocked`, `Through`, `ClickedAt`.
+
+    No documented column of `UrlClickEvents` names the Teams message clicked. A click is credited to
+    the newest message of the tenant that carried the same URL no later than the click; a click on
+    a URL no earlier message carried is credited to none.
+    """
+    clicks = clicks_df.filter(F.lower(F.col("Workload")) == F.lit(TEAMS)).select(
+        "TenantId",
+        "Url",
+        F.col("Timestamp").alias("ClickedAt"),
+        # What identifies a click: one row of the table, whichever message it is credited to.
+        F.struct("Timestamp", "Url", "AccountUpn", "ActionType", "IsClickedThrough", "ReportId").alias("Click"),
+        (F.col("ActionType") == F.lit(CLICK_ALLOWED)).alias("Allowed"),
+        F.coalesce(F.col("ActionType").startswith(CLICK_BLOCKED_PREFIX), F.lit(False)).alias("Blocked"),
+        F.coalesce(F.col("IsClickedThrough"), F.lit(False)).alias("Through"),
+    )
+    carried = urls_df.select("TenantId", "Url", "TeamsMessageId", F.col("Timestamp").alias("CarriedAt")).filter(
+        F.col("TeamsMessageId").isNotNull()
+    )
+    matched = clicks.join(carried, on=["TenantId", "Url"]).filter(F.col("CarriedAt") <= F.col("ClickedAt"))
+    return matched.groupBy("TenantId", "Click").agg(
+        F.max_by(F.col("TeamsMessageId"), F.struct("CarriedAt", "TeamsMessageId")).alias("TeamsMessageId"),
+        F.first("Allowed").alias("Allowed"),
+        F.first("Blocked").alias("Blocked"),
+        F.first("Through").alias("Through"),
+        F.first("ClickedAt").alias("ClickedAt"),
+    ).drop("Click")
+
+
+def daily_counts(
+    messages_df: DataFrame, post_df: DataFrame | None, urls_df: DataFrame | None, clicks_df: DataFrame | None
+) -> DataFrame:
+    """Per (TenantId, Day, Domain) of the inbound messages (`inbound_messages`): `COUNTS`,
+    `RemovedByAction` and `RemovedByThreat` (messages per action and per threat type found after
+    delivery), and `UrlDomains`. A missing signal table counts as no signal.
+    """
+    spark = messages_df.sparkSession
+    empty_post = spark.createDataFrame(
+        [], "TenantId string, TeamsMessageId string, Actions array<string>, Threats array<string>, ThreatFound boolean"
+    )
+    empty_urls = spark.createDataFrame([], "TenantId string, TeamsMessageId string, UrlDomains array<string>")
+    clicked = (
+        spark.createDataFrame([], "TenantId string, TeamsMessageId string, Clicks long, ClicksAllowed long, ClicksBlocked long, ClicksThrough long")
+        if clicks_df is None or urls_df is None
+        else attribute_clicks(clicks_df, urls_df).groupBy(*KEYS).agg(
+            F.count(F.lit(1)).alias("Clicks"),
+            F.count_if("Allowed").alias("ClicksAllowed"),
+            F.count_if("Blocked").alias("ClicksBlocked"),
+            F.count_if("Through").alias("ClicksThrough"),
+        )
+    )
+    joined = (
+        messages_df.join(empty_post if post_df is None else removals(post_df), on=list(KEYS), how="left")
+        .join(empty_urls if urls_df is None else url_sets(urls_df), on=list(KEYS), how="left")
+        .join(clicked, on=list(KEYS), how="left")
+    )
+    removed = F.col("Actions").isNotNull()
+    after = ~F.col("ThreatAtDelivery") & F.coalesce(F.col("ThreatFound"), F.lit(False))
+    day_keys = ["TenantId", "Day", "Domain"]
+    counts = joined.groupBy(*day_keys).agg(
+        F.count(F.lit(1)).alias("InboundMessages"),
+        F.count_if("ThreatAtDelivery").alias("ThreatsAtDelivery"),
+        F.count_if(removed).alias("RemovedAfterDelivery"),
+        F.count_if(after).alias("ThreatsAfterDelivery"),
+        F.count_if(F.col("ThreatAtDelivery") | F.coalesce(F.col("ThreatFound"), F.lit(False))).alias("ThreatsKnownNow"),
+        F.count_if(F.col("UrlDomains").isNotNull()).alias("MessagesWithUrls"),
+        *[F.coalesce(F.sum(c), F.lit(0)).cast("long").alias(c) for c in ("Clicks", "ClicksAllowed", "ClicksBlocked", "ClicksThrough")],
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.coalesce("UrlDomains", F.array().cast("array<string>")))))).alias("UrlDomains"),
+    )
+    return (
+        counts.join(_per_label(joined, "Actions", "RemovedByAction"), on=day_keys, how="left")
+        .join(_per_label(joined, "Threats", "RemovedByThreat"), on=day_keys, how="left")
+        .select(
+            *day_keys,
+            *[F.col(c).cast("long").alias(c) for c in COUNTS],
+            *[F.coalesce(c, F.create_map().cast("map<string,bigint>")).alias(c) for c in ("RemovedByAction", "RemovedByThreat")],
+            "UrlDomains",
+        )
+    )
+
+
+def _per_label(joined_df: DataFrame, labels: str, name: str) -> DataFrame:
+    """Messages per label (an action, a threat type) of a day and domain, as a map."""
+    return (
+        joined_df.select("TenantId", "Day", "Domain", F.explode(labels).alias("Label"))
+        .groupBy("TenantId", "Day", "Domain", "Label")
+        .agg(F.count(F.lit(1)).cast("long").alias("Messages"))
+        .groupBy("TenantId", "Day", "Domain")
+        .agg(F.map_from_entries(F.array_sort(F.collect_list(F.struct("Label", "Messages")))).alias(name))
+    )
+
+
+# The threat type a message gets in `known-now` mode when a purge, but no event, names its threat.
+FOUND_AFTER_DELIVERY = "FoundAfterDelivery"
+
+
+def with_threats_known_now(events_df: DataFrame, post_df: DataFrame) -> DataFrame:
+    """`events_df` with `ThreatTypes` as known now (`known-now` mode): a message clean at delivery
+    whose post-delivery events found a threat carries their threat types (`FOUND_AFTER_DELIVERY`
+    where only a ZAP action says so). Needs `TenantId`, `TeamsMessageId`, `ThreatTypes`; keeps
+    every row and column."""
+    found = removals(post_df).filter(F.col("ThreatFound")).select(
+        *KEYS,
+        F.when(F.size("Threats") > 0, F.array_join("Threats", ", ")).otherwise(F.lit(FOUND_AFTER_DELIVERY)).alias("_FoundAfter"),
+    )
+    threats = F.col("ThreatTypes")
+    return (
+        events_df.join(found, on=list(KEYS), how="left")
+        .withColumn("ThreatTypes", F.when(has_threat(threats), threats).otherwise(F.coalesce(F.col("_FoundAfter"), threats)))
+        .select(*events_df.columns)
+    )
