@@ -24,7 +24,10 @@ What it does, in one Python process and one Spark session (local[*], spark.drive
   * incremental cost: the refresh after one appended day against a recompute (see `bench_incremental`);
   * ingest (`--sections ingest`, at the smallest size): `partner-hunt ingest` of a seeded storage
     export against `spark.read.json` of the same files written to Delta with no deduplication, and
-    one new hour ingested into the full table against into an empty one (see `bench_ingest`).
+    one new hour ingested into the full table against into an empty one (see `bench_ingest`);
+  * scale (`--sections scale`): how each variant's cost grows with the lake (benchmarks/scale.py);
+  * signals (`--sections signals`): the refresh with Defender's Teams signal tables against the
+    refresh with MessageEvents alone (benchmarks/signals.py).
 """
 
 from __future__ import annotations
@@ -920,7 +923,7 @@ def print_breakdown(name: str, breakdown: dict[str, Any]) -> None:
     print(f"    metadata reads through io.py: {text or 'none'}")
 
 
-SECTIONS = ("query", "commands", "incremental", "process", "process-refresh", "ingest", "scale")
+SECTIONS = ("query", "commands", "incremental", "process", "process-refresh", "ingest", "scale", "signals")
 
 
 def bench_ingest(spark: SparkSession, out_dir: Path, rows: int, days: int, seed: int, repeats: int) -> dict[str, Any]:
@@ -996,6 +999,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}")
     parser.add_argument("--scale-sizes", default="1000000,4000000,16000000", help="comma-separated lake sizes of the scale section")
+    parser.add_argument("--signal-sizes", default="1000000,4000000", help="comma-separated lake sizes of the signals section")
     parser.add_argument("--days", type=int, default=90, help="days the generated lakes span")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="bench-out/results.json")
@@ -1075,6 +1079,15 @@ def main(argv: list[str] | None = None) -> int:
             results["scale"]["summary"] = summarize(results["scale"]["sizes"])
             save()
         print_scale(results["scale"])
+    if "signals" in sections:
+        from benchmarks.signals import bench_signals_size, print_signals
+
+        results["signals"] = []
+        for rows in sorted(int(s) for s in args.signal_sizes.split(",") if s.strip()):
+            print(f"timing the refresh with the Teams signal tables at {rows:,} rows ...", flush=True)
+            results["signals"].append(bench_signals_size(spark, out_dir, rows, args.days, args.seed, args.repeats))
+            save()
+        print_signals(results["signals"])
     if "process-refresh" in sections:
         # This session only backfills and appends between the timed processes; it sits idle while they run.
         print(f"timing the whole-process refresh at {args.process_rows:,} rows ...", flush=True)

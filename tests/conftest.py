@@ -25,6 +25,7 @@ SUITE_ONLY_CONF = {**INTERPRETED_CONF, "spark.sql.adaptive.enabled": "false"}
 def spark(tmp_path_factory):
     """local[2] with Delta, no UI, few shuffle partitions and a throw-away warehouse."""
     from partner_hunt.store.session import build_session
+    from tests.frames import from_tests
 
     warehouse = tmp_path_factory.mktemp("warehouse")
     session = build_session(
@@ -44,6 +45,8 @@ def spark(tmp_path_factory):
             **SUITE_ONLY_CONF,
         },
     )
+    # Inline rows from the tests reach Spark as Arrow, not as a Python RDD (tests/frames.py).
+    session.createDataFrame = from_tests(session.createDataFrame)  # type: ignore[method-assign]
     yield session
     session.stop()
 

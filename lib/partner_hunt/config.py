@@ -205,7 +205,7 @@ class SignalSettings:
     post_delivery: str | None = None
     url_info: str | None = None
     url_clicks: str | None = None
-    max_delay_days: int = 30
+    max_delay_days: int = 7
 
     def __post_init__(self) -> None:
         if self.max_delay_days < 1:
@@ -238,6 +238,8 @@ class RiskSettings:
         for name, weight in self.weights.items():
             if weight < 0:
                 raise ConfigError(f"risk.weights.{name}: must be 0 or more")
+        if self.alert_min_score is not None and self.alert_min_score < 0:
+            raise ConfigError("risk.alert_min_score: must be 0 or more, or null to turn the risk rule off")
 
     def weights_in_full(self) -> dict[str, float]:
         """Every part's weight: as configured, else its default."""

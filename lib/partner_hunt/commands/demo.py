@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from partner_hunt.commands.steps import ingest
 from partner_hunt.commands.steps.window import run_window
 from partner_hunt.config import Config
-from partner_hunt.core import sample
+from partner_hunt.core import sample, sample_signals, signals
 from partner_hunt.store import checks, io, landing
 from partner_hunt.store.locations import Locations, TableRef
 from partner_hunt.store.runlog import RunReport
@@ -46,27 +46,42 @@ def demo(
         on_start()
     d = config.demo
     events_df = sample.generate_events(spark, d.rows, days=d.days, seed=d.seed, tenants=d.tenants)
+    signals_df = sample_signals.generate_signals(events_df, d.seed)
     if d.as_export:
-        _through_the_export(spark, config, events_df, say)
+        _through_the_export(spark, config, events_df, signals_df, say)
     else:
         io.overwrite(sample.in_arrival_order(events_df, d.days), TableRef.parse(config.source))
+        # Defender's Teams signals beside it, as ingest writes them (docs/partner-risk.md).
+        places = Locations.from_config(config).signals
+        for key, df in signals_df.items():
+            io.overwrite(df, places[key])
     return run_window(spark, config, "demo")
 
 
 def export_folder(config: Config) -> Path:
-    """Where `demo --as-export` writes the sample as the Streaming API's storage container."""
-    return Path(config.demo.lake).resolve() / "export" / "insights-logs-advancedhunting-messageevents"
+    """Where `demo --as-export` writes the sample as the Streaming API's storage containers, one
+    folder each (`insights-logs-advancedhunting-<table>`), read by one ingest."""
+    return Path(config.demo.lake).resolve() / "export"
 
 
-def _through_the_export(spark: SparkSession, config: Config, events_df: DataFrame, say: Callable[[str], None] | None) -> None:
-    """The whole path a newcomer's data takes: the export's blobs, then `ingest` into the table.
+def _container(table: str) -> str:
+    return f"insights-logs-advancedhunting-{table.lower()}"
 
-    The demo regenerates its lake, so the earlier table and what was ingested into it go first.
+
+def _through_the_export(
+    spark: SparkSession, config: Config, events_df: DataFrame, signals_df: dict[str, DataFrame], say: Callable[[str], None] | None
+) -> None:
+    """The whole path a newcomer's data takes: the export's blobs, then `ingest` into the tables.
+
+    The demo regenerates its lake, so the earlier tables and what was ingested into them go first.
     """
     places = ingest.IngestPlaces.of(config, None)
-    for ref in (places.into, places.files, places.quarantine):
+    for ref in (places.into, places.files, places.quarantine, *places.signals.values()):
         landing.remove_local_folder(ref.location)
     folder = export_folder(config)
     landing.remove_local_folder(str(folder))
-    landing.write_local_export(sample.export_lines(events_df), str(folder))
+    landing.write_local_export(sample.export_lines(events_df), str(folder / _container("MessageEvents")))
+    for table in signals.SIGNAL_TABLES:
+        lines_df = sample.export_lines(signals_df[table.key], table.category)
+        landing.write_local_export(lines_df, str(folder / _container(table.table)))
     ingest.ingest_folder(spark, config, "defender-storage", str(folder), say=say)

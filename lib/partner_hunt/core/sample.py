@@ -168,26 +168,25 @@ def in_arrival_order(events_df: DataFrame, days: int) -> DataFrame:
     return events_df.repartitionByRange(max(1, min(days, 366)), "Timestamp")
 
 
-def export_lines(events_df: DataFrame) -> DataFrame:
-    """Sample events as Defender's Streaming API writes them to storage: `Blob` (the hour's blob,
+def export_lines(events_df: DataFrame, category: str = MESSAGE_EVENTS_CATEGORY) -> DataFrame:
+    """Sample records as Defender's Streaming API writes them to storage: `Blob` (the hour's blob,
     relative to the container) and `Line` (one envelope, JSON).
 
-    Needs `generate_events` rows. The blob path and the times are UTC whatever the session zone;
-    a clean message's `ThreatTypes` is null, as the export writes it.
+    Needs `generate_events` rows, or a sample signal table's (`sample_signals`, with its
+    `category`). The blob path and the times are UTC whatever the session zone; an empty
+    `ThreatTypes` is null, as the export writes it.
     """
     tenant = F.col("TenantId") if "TenantId" in events_df.columns else F.lit(DEFAULT_TENANT_ID)
     seconds = F.unix_seconds(F.col("Timestamp"))
     day = F.date_from_unix_date(F.floor(seconds / F.lit(86_400)).cast("int"))
     hour = F.floor(F.pmod(seconds, F.lit(86_400)) / F.lit(3_600)).cast("int")
-    properties = F.struct(
-        *[F.col(c) for c in events_df.columns if c not in ("TenantId", "ThreatTypes")],
-        F.when(F.col("ThreatTypes") != F.lit(""), F.col("ThreatTypes")).alias("ThreatTypes"),
-    )
+    threats = [F.when(F.col("ThreatTypes") != F.lit(""), F.col("ThreatTypes")).alias("ThreatTypes")] if "ThreatTypes" in events_df.columns else []
+    properties = F.struct(*[F.col(c) for c in events_df.columns if c not in ("TenantId", "ThreatTypes")], *threats)
     envelope = F.struct(
         F.col("Timestamp").alias("time"),
         tenant.alias("tenantId"),
         F.lit("Publish").alias("operationName"),
-        F.lit(MESSAGE_EVENTS_CATEGORY).alias("category"),
+        F.lit(category).alias("category"),
         F.col("Timestamp").alias("_TimeReceivedBySvc"),
         properties.alias("properties"),
         F.lit("DefaultTenant").alias("Tenant"),

@@ -31,18 +31,19 @@ def generate_signals(events_df: DataFrame, seed: int = 42) -> dict[str, DataFram
     tenant = F.col("TenantId") if "TenantId" in events_df.columns else F.lit(DEFAULT_TENANT_ID)
     domain = F.lower(F.trim(F.substring_index(F.col("SenderEmailAddress"), "@", -1)))
     compromised = domain.isin(*[PARTNER_DOMAINS[i] for i in COMPROMISED])
+    # An edited message is one message: its first version, whatever the partitioning.
+    first = F.struct(
+        tenant.alias("TenantId"),
+        domain.alias("Domain"),
+        compromised.alias("Compromised"),
+        has_threat(F.col("ThreatTypes")).alias("Threat"),
+        F.split(F.col("ThreatTypes"), ",")[0].alias("FirstThreat"),
+    )
     inbound = (
         events_df.filter(F.coalesce(F.col("IsExternalThread") & ~F.col("IsOwnedThread"), F.lit(False)))
-        .dropDuplicates(["TeamsMessageId"])
-        .select(
-            tenant.alias("TenantId"),
-            "TeamsMessageId",
-            "Timestamp",
-            domain.alias("Domain"),
-            compromised.alias("Compromised"),
-            has_threat(F.col("ThreatTypes")).alias("Threat"),
-            F.split(F.col("ThreatTypes"), ",")[0].alias("FirstThreat"),
-        )
+        .groupBy("TeamsMessageId")
+        .agg(F.min("Timestamp").alias("Timestamp"), F.min_by(first, F.struct("Timestamp", "ReportId")).alias("_First"))
+        .select("TeamsMessageId", "Timestamp", "_First.*")
     )
     u = [_uniform(seed, k) for k in range(6)]
     found_later = ~F.col("Threat") & F.col("Compromised") & (u[0] < 0.12)
