@@ -33,7 +33,7 @@ def _value(dtype: T.DataType, value: Any) -> Any:
             return {f.name: _value(f.dataType, value.get(f.name)) for f in dtype.fields}
         if len(value) != len(dtype.fields):
             raise ValueError("a struct value of another length")
-        return {f.name: _value(f.dataType, v) for f, v in zip(dtype.fields, value)}
+        return {f.name: _value(f.dataType, v) for f, v in zip(dtype.fields, value, strict=True)}
     if isinstance(dtype, T.ArrayType):
         return [_value(dtype.elementType, v) for v in value]
     if isinstance(dtype, T.MapType):
