@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from benchmarks.bench import (
     LAKE_END,
@@ -64,6 +64,26 @@ IN_PROCESS = ("naive", "scan", "duckdb", "hunt-only run", "default run", "refres
 PROCESSES = ("naive job", "default run", "refresh")
 # The variants whose Delta operations are listed.
 PROFILED = ("default run", "refresh")
+
+
+class GrowingLake:
+    """A lake that gains one seeded day at a time, and the trailing window that ends after its newest day."""
+
+    def __init__(self, spark: SparkSession, lake: Path, rows_per_day: int, days: int, seed: int) -> None:
+        self.spark, self.lake, self.rows_per_day, self.days, self.seed = spark, lake, rows_per_day, days, seed
+        self.appended = 0
+
+    def window(self) -> HuntSettings:
+        end = LAKE_END + timedelta(days=self.appended)
+        return HuntSettings(start=end - timedelta(days=self.days), end=end, trailing_days=self.days)
+
+    def append_day(self) -> DataFrame:
+        """Append the next day's events (not timed by the callers); returns them."""
+        self.appended += 1
+        end = LAKE_END + timedelta(days=self.appended)
+        events_df = sample.generate_events(self.spark, self.rows_per_day, days=1, seed=self.seed + self.appended, end=end)
+        io.append(events_df, TableRef(str(self.lake), True))
+        return events_df
 
 
 def fit(points: list[tuple[float, float]]) -> dict[str, float | None]:
@@ -105,17 +125,8 @@ def bench_scale_size(spark: SparkSession, out_dir: Path, rows: int, days: int, s
     backfill.backfill(spark, replace(refreshed, hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
     con = duckdb.connect()
     mem = PeakRss(jvm_pid())
-    per_day = max(1, rows // days)
-    state = {"day": 0}
-
-    def window() -> HuntSettings:
-        end = LAKE_END + timedelta(days=state["day"])
-        return HuntSettings(start=end - timedelta(days=days), end=end, trailing_days=days)
-
-    def append_day() -> None:
-        state["day"] += 1
-        end = LAKE_END + timedelta(days=state["day"])
-        io.append(sample.generate_events(spark, per_day, days=1, seed=seed + 2000 + state["day"], end=end), TableRef(str(lake), True))
+    growing = GrowingLake(spark, lake, max(1, rows // days), days, seed + 2000)
+    window, append_day = growing.window, growing.append_day
 
     commands = {
         "naive": lambda: noop(naive_query(spark, lake)),

@@ -24,9 +24,10 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from benchmarks.bench import LAKE_END, _copy_lake, bench_config, ensure_lake, load_average
+from benchmarks.scale import GrowingLake
 from partner_hunt.commands import backfill, refresh
 from partner_hunt.config import HuntSettings, SignalSettings
-from partner_hunt.core import sample, sample_signals
+from partner_hunt.core import sample_signals
 from partner_hunt.store import io
 from partner_hunt.store.locations import Locations, TableRef
 
@@ -58,19 +59,12 @@ def bench_signals_size(spark: SparkSession, out_dir: Path, rows: int, days: int,
     configs = {"alone": alone, "with signals": with_signals}
     for config in configs.values():
         backfill.backfill(spark, replace(config, hunt=HuntSettings(backfill_batch_days=days)), first_day, LAKE_END.date())
-    per_day = max(1, rows // days)
-    state = {"day": 0}
-
-    def window() -> HuntSettings:
-        end = LAKE_END + timedelta(days=state["day"])
-        return HuntSettings(start=end - timedelta(days=days), end=end, trailing_days=days)
+    growing = GrowingLake(spark, lake, max(1, rows // days), days, seed + 3000)
+    window = growing.window
 
     def append_day() -> None:
-        state["day"] += 1
-        end = LAKE_END + timedelta(days=state["day"])
-        events_df = sample.generate_events(spark, per_day, days=1, seed=seed + 3000 + state["day"], end=end)
-        io.append(events_df, TableRef(str(lake), True))
-        for key, df in sample_signals.generate_signals(events_df, seed + state["day"]).items():
+        events_df = growing.append_day()
+        for key, df in sample_signals.generate_signals(events_df, seed + growing.appended).items():
             io.append(df, places[key])
 
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}

@@ -35,7 +35,8 @@ def test_demo_finds_its_own_domain_and_backfill_keeps_partners(spark, tmp_path, 
     common = ["--source", str(lake / "message_events"), "--output", str(output)]
     # Five days of history, then the last day as the latest window: every partner is known before it.
     window = ["--start", str(end - timedelta(days=1)), "--end", str(end)]
-    assert run_cli(["backfill", *common, "--start", str(end - timedelta(days=6)), "--end", str(end - timedelta(days=1))]) == 0
+    history = ["--start", str(end - timedelta(days=6)), "--end", str(end - timedelta(days=1)), "--batch-days", "5"]
+    assert run_cli(["backfill", *common, *history]) == 0
     assert run_cli(["backfill", *common, *window]) == 0
     partners_df = io.read_table(spark, output.sibling("partners"))
     # The own domain is a recipient of outbound group chats in kql mode: backfill does not derive

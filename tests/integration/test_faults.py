@@ -2,9 +2,9 @@
 
 Every table the resumed command writes (results, partials, evidence, alerts, run log, quarantine)
 and the alert JSON Lines must equal those of an uninterrupted run of the same command (one
-reference per command, computed once in this process). Every point is reached by `backfill` and
-by `run --incremental`, on a 2-day lake (and `mid-create-evidence` by `run`, the one command that
-writes evidence).
+reference per command, computed once in this process). Every point between commits is reached by
+`backfill` and by `run --incremental`, and each table's first creation by one of them, on a 2-day
+lake (and `mid-create-evidence` by `run`, the one command that writes evidence).
 
 How each point is reached:
 
@@ -138,11 +138,14 @@ def assert_same_state(spark, out, reference):
 
 
 # Every named point of `partner_hunt.faults` that backfill and incremental pass through; both write
-# their reports from the partials, so neither writes evidence (only `run` does).
-POINTS = [
-    "after-partials-commit", "before-report", "after-results-commit", "before-run-log",
-    *(f"mid-create-{table}" for table in faults.STATE_TABLES if table != "evidence"),
-]
+# their reports from the partials, so neither writes evidence (only `run` does). The points between
+# commits are reached by both commands; a table's first creation goes through the same write
+# whichever command makes it, so each `mid-create` point is reached by one of them.
+BETWEEN = ["after-partials-commit", "before-report", "after-results-commit", "before-run-log"]
+MID_CREATE = {"backfill": ["mid-create-run_log", "mid-create-alerts"], "incremental": ["mid-create-partials", "mid-create-quarantine"]}
+assert sorted(p for points in MID_CREATE.values() for p in points) == sorted(
+    f"mid-create-{table}" for table in faults.STATE_TABLES if table != "evidence"
+)
 # (command, point): these by a real SIGKILL in a child process; every other pair in this process.
 KILLED = [
     ("backfill", "after-partials-commit"),
@@ -150,7 +153,7 @@ KILLED = [
     ("backfill", "mid-create-alerts"),
 ]
 SIMULATED = [
-    *((command, point) for command in ("backfill", "incremental") for point in POINTS if (command, point) not in KILLED),
+    *((command, point) for command in ("backfill", "incremental") for point in [*BETWEEN, *MID_CREATE[command]] if (command, point) not in KILLED),
     ("run", "mid-create-evidence"),
 ]
 # Cold short-lived JVMs: C1 only (see spark_cluster.spark_env), and the serial collector, whose

@@ -5,7 +5,7 @@ that day, on a signal table with the change data feed and on an append-only one.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from chispa import assert_df_equality
@@ -34,6 +34,11 @@ CLICK = {
     "Workload": "Teams", "IsClickedThrough": True, "NetworkMessageId": None, "ReportId": "c1",
 }
 BAD_CLICK = {**CLICK, "IsClickedThrough": "maybe", "ReportId": "c2"}
+# m2, a threat at delivery, removed by hand the same day.
+REMEDIATED_M2 = {
+    "Timestamp": "2026-03-01T11:00:00Z", "TeamsMessageId": M2["TeamsMessageId"], "ActionType": "Manual remediation",
+    "Action": "Moved to quarantine", "ThreatTypes": None, "IsExternalThread": True, "ReportId": "p0",
+}
 # Found two days after delivery: m1 purged as phish.
 ZAP_M1 = {
     "Timestamp": "2026-03-03T06:00:00Z", "TeamsMessageId": M1["TeamsMessageId"], "ActionType": "Phish ZAP", "Action": "Moved to quarantine",
@@ -72,13 +77,16 @@ def test_export_to_risk_table_with_a_late_purge(spark, tmp_path):
     folder, into, output = tmp_path / "export", tmp_path / "lake" / "events", tmp_path / "lake" / "results"
     write_blob(
         folder, 1, 9,
-        crlf(envelope(OUT1), envelope(M1), envelope(M2), envelope(URL_M1, URLS), envelope(CLICK, CLICKS), envelope(CLICK, CLICKS), envelope(BAD_CLICK, CLICKS)),
+        crlf(
+            envelope(OUT1), envelope(M1), envelope(M2), envelope(URL_M1, URLS), envelope(CLICK, CLICKS), envelope(CLICK, CLICKS),
+            envelope(BAD_CLICK, CLICKS), envelope(REMEDIATED_M2, POST),
+        ),
     )
     write_blob(folder, 2, 8, crlf(envelope(OUT2)))
     first = run_ingest(spark, folder, into, output)
     # The click delivered twice is kept once; the one whose flag is not a flag is quarantined.
     assert {k: first.ingest_counts[k] for k in ("RecordsIngested", "SignalRecords", "SignalRecordsIngested", "DuplicatesSkipped", "Quarantined")} == {
-        "RecordsIngested": 4, "SignalRecords": 3, "SignalRecordsIngested": 2, "DuplicatesSkipped": 1, "Quarantined": 1,
+        "RecordsIngested": 4, "SignalRecords": 4, "SignalRecordsIngested": 3, "DuplicatesSkipped": 1, "Quarantined": 1,
     }
     quarantined = io.read_table(spark, TableRef(f"{into}_ingest_quarantine", True)).select("Reason", "Category")
     assert [tuple(r) for r in quarantined.collect()] == [("BAD_FLAG", CLICKS)]
@@ -97,18 +105,19 @@ def test_export_to_risk_table_with_a_late_purge(spark, tmp_path):
     refresh.run_incremental(spark, config)
     assert_df_equality(
         signal_partials(spark, output, date(2026, 3, 1)),
-        spark.createDataFrame([("partner.com", 2, 1, 0, 0, 1, 1)], PARTIALS_DDL),
+        spark.createDataFrame([("partner.com", 2, 1, 1, 0, 1, 1)], PARTIALS_DDL),
         ignore_nullable=True,
     )
 
-    # The purge lands two days after m1 was delivered: the refresh recomputes 1 March, and only it.
+    # The purge lands two days after m1 was delivered: the refresh recomputes 1 March, and only it
+    # (every signal table was read when the days were computed, so only its changes are looked at).
     write_blob(folder, 3, 6, crlf(envelope(ZAP_M1, POST)))
     assert run_ingest(spark, folder, into, output).ingest_counts["SignalRecordsIngested"] == 1
     report = refresh.run_incremental(spark, config)
     assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
     assert_df_equality(
         signal_partials(spark, output, date(2026, 3, 1)),
-        spark.createDataFrame([("partner.com", 2, 1, 1, 1, 1, 1)], PARTIALS_DDL),
+        spark.createDataFrame([("partner.com", 2, 1, 2, 1, 1, 1)], PARTIALS_DDL),
         ignore_nullable=True,
     )
     risk_df = io.read_table(spark, TableRef(f"{output}_partner_risk", True)).select(
@@ -154,7 +163,10 @@ def test_a_late_signal_in_an_append_only_table_recomputes_its_message_day(spark,
     ddl = "TenantId string, Timestamp timestamp, TeamsMessageId string, ActionType string, ThreatTypes string"
     spark.createDataFrame([(TENANT, ts("2026-03-01T09:30:00Z"), "/teams/t/messages/none", "Manual remediation", None)], ddl).write.format("delta").save(str(post))
     config = risk_config(into, output, post_delivery=str(post))
-    refresh.run_incremental(spark, config)
+    # Its first refresh with the table recomputes every day: none was computed with signals yet.
+    first = refresh.run_incremental(spark, config)
+    assert (first.refresh_kind, len(first.days_computed)) == ("full", 3)
+    assert "was not read when the window's days were computed" in first.refresh_reason
     spark.createDataFrame([(TENANT, ts(ZAP_M1["Timestamp"]), M1["TeamsMessageId"], "Phish ZAP", "Phish")], ddl).write.format("delta").mode("append").save(str(post))
     report = refresh.run_incremental(spark, config)
     assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
@@ -164,3 +176,35 @@ def test_a_late_signal_in_an_append_only_table_recomputes_its_message_day(spark,
         spark.createDataFrame([("partner.com", 2, 1, 1, 1, 0, 0)], PARTIALS_DDL),
         ignore_nullable=True,
     )
+
+
+def test_signal_tables_that_cannot_be_read_fail_before_any_output(spark, tmp_path):
+    from partner_hunt.commands import run
+    from partner_hunt.core import sample
+    from partner_hunt.store.signal_sources import SignalTableError
+
+    source, output = tmp_path / "lake" / "events", tmp_path / "lake" / "results"
+    sample.generate_events(spark, 200, days=2, seed=3).write.format("delta").save(str(source))
+    start, end = date.today() - timedelta(days=2), date.today()
+
+    def fails(message, **settings):
+        config = config_from_mapping({"source": str(source), "output": str(output), "hunt": {"start": start.isoformat(), "end": end.isoformat()}, **settings})
+        command = (lambda: run.run(spark, config)) if config.hunt.mode == "known-now" else (lambda: backfill.backfill(spark, config, start, end))
+        with pytest.raises(SignalTableError, match=message):
+            command()
+        assert not io.table_exists(spark, TableRef(str(output), True))
+        assert not (tmp_path / "lake" / "results_partials").exists()
+
+    # A folder that is not a Delta table where a signal table should be.
+    not_delta = tmp_path / "lake" / "clicks"
+    not_delta.mkdir()
+    (not_delta / "clicks.csv").write_text("Url,Workload\n")
+    fails(r"'.*clicks' \(UrlClickEvents\) is there but is not a Delta table", signals={"url_clicks": str(not_delta)})
+    # A post-delivery table without the column that says what was done.
+    post = tmp_path / "lake" / "post"
+    spark.createDataFrame([("t", "m")], "TenantId string, TeamsMessageId string").withColumn("Timestamp", F.current_timestamp()).write.format(
+        "delta"
+    ).save(str(post))
+    fails(r"MessagePostDeliveryEvents\) is missing column\(s\) ActionType, ThreatTypes", signals={"post_delivery": str(post)})
+    # known-now mode with no post-delivery table at all.
+    fails("hunt.mode known-now counts the threats found after delivery", hunt={"start": start.isoformat(), "end": end.isoformat(), "mode": "known-now"})

@@ -51,6 +51,8 @@ def tables(spark):
             message("m3", at(1, 12), "c@other.org"),
             # partner.com the next day: removed by hand, with no threat named; carried a URL.
             message("m4", at(2, 8), "a@partner.com"),
+            # purged.net: its only message was clean at delivery, and purged as malware the next day.
+            message("m7", at(1, 15), "z@purged.net"),
             # Neither inbound: our own message out, and one whose external flag is unknown.
             message("m5", at(1, 9), "me@contoso.com", owned=True),
             message("m6", at(1, 9), "d@partner.com", "Phish", external=None),
@@ -62,6 +64,7 @@ def tables(spark):
             (T, at(3, 6), "m1", "Phish ZAP", "Phish"),
             (T, at(1, 10, 5), "m2", "Malware ZAP", "Malware"),
             (T, at(2, 9), "m4", "Manual remediation", None),
+            (T, at(2, 3), "m7", "Malware ZAP", "Malware"),
         ],
         POST_DDL,
     )
@@ -100,6 +103,7 @@ def test_signals_are_credited_to_the_message_day_and_sender_domain(spark):
             (T, date(2026, 3, 1), "partner.com", 2, 1, 2, 1, 2, 0, 0, 0, 0, 0, {"Malware ZAP": 1, "Phish ZAP": 1}, {"Malware": 1, "Phish": 1}, []),
             (T, date(2026, 3, 1), "other.org", 1, 0, 0, 0, 0, 1, 2, 1, 1, 1, {}, {}, ["x.example"]),
             (T, date(2026, 3, 2), "partner.com", 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, {"Manual remediation": 1}, {}, ["y.example"]),
+            (T, date(2026, 3, 1), "purged.net", 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, {"Malware ZAP": 1}, {"Malware": 1}, []),
         ],
         DAILY_DDL,
     )
@@ -114,6 +118,7 @@ def test_without_signal_tables_only_the_messages_are_counted(spark):
             (T, date(2026, 3, 1), "partner.com", 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, {}, {}, []),
             (T, date(2026, 3, 1), "other.org", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, {}, []),
             (T, date(2026, 3, 2), "partner.com", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, {}, []),
+            (T, date(2026, 3, 1), "purged.net", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, {}, []),
         ],
         DAILY_DDL,
     )
@@ -150,6 +155,8 @@ def test_risk_score_is_the_sum_of_its_weighted_parts(spark):
             # No published row at all: 3 x 1 allowed + 5 x 1 through + 1 x 1 blocked.
             (T, "other.org", date(2026, 3, 1), 0, 0, 1, 1, 1, 1, 0.0, 0.0, 3.0, 5.0, 1.0, 0.0, 9.0),
             (T, "quiet.net", date(2026, 1, 9), 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            # Never a threat at delivery, so never in the published counts: 2 x 1 found after.
+            (T, "purged.net", date(2026, 3, 1), 0, 1, 0, 0, 0, 0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 2.0),
         ],
         "TenantId string, Domain string, FirstContact date, WindowThreatsAtDelivery long, WindowThreatsAfterDelivery long, "
         "WindowClicksAllowed long, WindowClicksThrough long, WindowClicksBlocked long, WindowUrlDomains long, "

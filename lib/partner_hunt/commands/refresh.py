@@ -67,7 +67,7 @@ def run_incremental(
 def _refresh(
     spark: SparkSession, config: Config, report: RunReport, start: date, end: date, on_batch: OnBatch | None
 ) -> tuple[dict[str, list[str]], SignalInputs]:
-    # Three independent reads of three tables' metadata: each is mostly waiting on Delta's log
+    # Independent reads of four tables' metadata: each is mostly waiting on Delta's log
     # and the driver's planning, so a nightly refresh of one day overlaps them.
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="partner-hunt-read") as pool:
         markers_f = pool.submit(read_markers, spark, report.locations)
@@ -82,7 +82,7 @@ def _refresh(
     previous = incremental_watermark(last_incremental, markers, report.variant)
     change = find_changes(spark, report.locations.source, previous, report.source_version)
     if inputs.present and change.days is not None:
-        previous_signals = runlog.last_signal_versions(spark, report.locations, report.variant, COMMAND)
+        previous_signals = runlog.signal_watermarks(spark, report.locations, report.variant, COMMAND)
         late = signal_days.changed_message_days(spark, config, source_df, inputs, previous_signals)
         change = changes.ChangeResult(
             None if late.days is None else change.days | late.days,

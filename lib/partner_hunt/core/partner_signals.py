@@ -117,60 +117,55 @@ def daily_counts(
     `RemovedByAction` and `RemovedByThreat` (messages per action and per threat type found after
     delivery), and `UrlDomains`. A missing signal table counts as no signal.
     """
-    spark = messages_df.sparkSession
-    empty_post = spark.createDataFrame(
-        [], "TenantId string, TeamsMessageId string, Actions array<string>, Threats array<string>, ThreatFound boolean"
-    )
-    empty_urls = spark.createDataFrame([], "TenantId string, TeamsMessageId string, UrlDomains array<string>")
-    clicked = (
-        spark.createDataFrame([], "TenantId string, TeamsMessageId string, Clicks long, ClicksAllowed long, ClicksBlocked long, ClicksThrough long")
-        if clicks_df is None or urls_df is None
-        else attribute_clicks(clicks_df, urls_df).groupBy(*KEYS).agg(
+    # A table that is not there adds its columns as nulls, not a join.
+    joined = messages_df
+    if post_df is None:
+        joined = joined.withColumns(
+            {"Actions": F.lit(None).cast("array<string>"), "Threats": F.lit(None).cast("array<string>"), "ThreatFound": F.lit(None).cast("boolean")}
+        )
+    else:
+        joined = joined.join(removals(post_df), on=list(KEYS), how="left")
+    if urls_df is None:
+        joined = joined.withColumn("UrlDomains", F.lit(None).cast("array<string>"))
+    else:
+        joined = joined.join(url_sets(urls_df), on=list(KEYS), how="left")
+    if clicks_df is None or urls_df is None:
+        joined = joined.withColumns({c: F.lit(None).cast("long") for c in ("Clicks", "ClicksAllowed", "ClicksBlocked", "ClicksThrough")})
+    else:
+        clicked = attribute_clicks(clicks_df, urls_df).groupBy(*KEYS).agg(
             F.count(F.lit(1)).alias("Clicks"),
             F.count_if("Allowed").alias("ClicksAllowed"),
             F.count_if("Blocked").alias("ClicksBlocked"),
             F.count_if("Through").alias("ClicksThrough"),
         )
-    )
-    joined = (
-        messages_df.join(empty_post if post_df is None else removals(post_df), on=list(KEYS), how="left")
-        .join(empty_urls if urls_df is None else url_sets(urls_df), on=list(KEYS), how="left")
-        .join(clicked, on=list(KEYS), how="left")
-    )
+        joined = joined.join(clicked, on=list(KEYS), how="left")
     removed = F.col("Actions").isNotNull()
     after = ~F.col("ThreatAtDelivery") & F.coalesce(F.col("ThreatFound"), F.lit(False))
     day_keys = ["TenantId", "Day", "Domain"]
-    counts = joined.groupBy(*day_keys).agg(
-        F.count(F.lit(1)).alias("InboundMessages"),
-        F.count_if("ThreatAtDelivery").alias("ThreatsAtDelivery"),
-        F.count_if(removed).alias("RemovedAfterDelivery"),
-        F.count_if(after).alias("ThreatsAfterDelivery"),
-        F.count_if(F.col("ThreatAtDelivery") | F.coalesce(F.col("ThreatFound"), F.lit(False))).alias("ThreatsKnownNow"),
-        F.count_if(F.col("UrlDomains").isNotNull()).alias("MessagesWithUrls"),
+    no_labels = F.array().cast("array<string>")
+    # One aggregation: the per-label maps are counted from each day's collected labels, so the
+    # joined messages are read once (a second aggregation and its join read them again).
+    return joined.groupBy(*day_keys).agg(
+        F.count(F.lit(1)).cast("long").alias("InboundMessages"),
+        F.count_if("ThreatAtDelivery").cast("long").alias("ThreatsAtDelivery"),
+        F.count_if(removed).cast("long").alias("RemovedAfterDelivery"),
+        F.count_if(after).cast("long").alias("ThreatsAfterDelivery"),
+        F.count_if(F.col("ThreatAtDelivery") | F.coalesce(F.col("ThreatFound"), F.lit(False))).cast("long").alias("ThreatsKnownNow"),
+        F.count_if(F.col("UrlDomains").isNotNull()).cast("long").alias("MessagesWithUrls"),
         *[F.coalesce(F.sum(c), F.lit(0)).cast("long").alias(c) for c in ("Clicks", "ClicksAllowed", "ClicksBlocked", "ClicksThrough")],
-        F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.coalesce("UrlDomains", F.array().cast("array<string>")))))).alias("UrlDomains"),
-    )
-    return (
-        counts.join(_per_label(joined, "Actions", "RemovedByAction"), on=day_keys, how="left")
-        .join(_per_label(joined, "Threats", "RemovedByThreat"), on=day_keys, how="left")
-        .select(
-            *day_keys,
-            *[F.col(c).cast("long").alias(c) for c in COUNTS],
-            *[F.coalesce(c, F.create_map().cast("map<string,bigint>")).alias(c) for c in ("RemovedByAction", "RemovedByThreat")],
-            "UrlDomains",
-        )
+        _label_counts(F.flatten(F.collect_list(F.coalesce("Actions", no_labels)))).alias("RemovedByAction"),
+        _label_counts(F.flatten(F.collect_list(F.coalesce("Threats", no_labels)))).alias("RemovedByThreat"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.coalesce("UrlDomains", no_labels))))).alias("UrlDomains"),
     )
 
 
-def _per_label(joined_df: DataFrame, labels: str, name: str) -> DataFrame:
-    """Messages per label (an action, a threat type) of a day and domain, as a map."""
-    return (
-        joined_df.select("TenantId", "Day", "Domain", F.explode(labels).alias("Label"))
-        .groupBy("TenantId", "Day", "Domain", "Label")
-        .agg(F.count(F.lit(1)).cast("long").alias("Messages"))
-        .groupBy("TenantId", "Day", "Domain")
-        .agg(F.map_from_entries(F.array_sort(F.collect_list(F.struct("Label", "Messages")))).alias(name))
+def _label_counts(labels: Column) -> Column:
+    """How many times each label occurs in an array of labels (one per message), as a map."""
+    distinct = F.array_sort(F.array_distinct(labels))
+    entries = F.transform(
+        distinct, lambda label: F.struct(label.alias("Label"), F.size(F.filter(labels, lambda x: x == label)).cast("long").alias("Messages"))
     )
+    return F.map_from_entries(entries)
 
 
 # The threat type a message gets in `known-now` mode when a purge, but no event, names its threat.

@@ -58,6 +58,8 @@ def _writes(locations: Locations) -> dict[str, TableRef]:
         "state.evidence": locations.evidence,
         "state.alerts": locations.alerts,
         "state.partners": locations.partners,
+        "state.signal_partials": locations.signal_partials,
+        "state.partner_risk": locations.partner_risk,
     }
 
 

@@ -141,25 +141,33 @@ def last_version_of(spark: SparkSession, locations: Locations, variant_key: str,
     return int(rows[0]["v"]) if rows and rows[0]["v"] is not None else None
 
 
-def last_signal_versions(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> dict[str, int]:
-    """The version of each signal table the last succeeded run of `command` for this variant read
-    (none for a table it did not read)."""
+def signal_watermarks(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> dict[str, int]:
+    """Per signal table, the version up to which every computed day's signals are current: what the
+    last succeeded `command` of this variant read; before the first, the oldest version any
+    succeeded backfill read. A table missing here was not read when some day was computed."""
     run_log_df = io.read_table_if_exists(spark, locations.run_log)
     if run_log_df is None or "SignalVersions" not in run_log_df.columns:
         return {}
+    # Bounded: one row per run of this variant.
     rows = (
         run_log_df.filter(
             (F.col("Status") == "succeeded")
             & (F.col("Source") == F.lit(str(locations.source)))
             & (F.col("Variant") == F.lit(variant_key))
-            & (F.col("Command") == F.lit(command))
+            & F.col("Command").isin(command, "backfill")
         )
         .orderBy(F.col("StartedAt").desc())
-        .limit(1)
-        .select("SignalVersions")
+        .select("Command", "SignalVersions")
         .collect()
     )
-    return {k: int(v) for k, v in (rows[0]["SignalVersions"] or {}).items()} if rows else {}
+    for row in rows:
+        if row["Command"] == command:
+            return {k: int(v) for k, v in (row["SignalVersions"] or {}).items()}
+    versions = [row["SignalVersions"] or {} for row in rows]
+    if not versions:
+        return {}
+    keys = set.intersection(*(set(v) for v in versions))
+    return {k: min(int(v[k]) for v in versions) for k in keys}
 
 
 def latest_own_domains(spark: SparkSession, locations: Locations) -> dict[str, list[str]]:

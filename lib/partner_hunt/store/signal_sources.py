@@ -8,6 +8,7 @@ or the command fails before its first write, naming the table and the columns.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +17,7 @@ from pyspark.sql import types as T
 
 from partner_hunt.core import signals, values
 from partner_hunt.store import io
-from partner_hunt.store.locations import Locations, TableRef
+from partner_hunt.store.locations import Locations, TableRef, is_local_folder
 
 log = logging.getLogger("partner_hunt")
 
@@ -59,6 +60,11 @@ def read_signals(spark: SparkSession, locations: Locations, mode: str = "kql") -
     for table in signals.SIGNAL_TABLES:
         ref = locations.signals[table.key]
         if not io.table_exists(spark, ref):
+            if ref.is_path and is_local_folder(spark, ref.location) and os.path.exists(ref.location):
+                raise SignalTableError(
+                    f"signal table '{ref}' ({table.table}) is there but is not a Delta table: point signals.{table.key} at the table, "
+                    "or move what is there"
+                )
             missing.append(f"{table.table} ({ref})")
             continue
         version = io.table_version(spark, ref)

@@ -98,6 +98,8 @@ def compute_days(
     zoned = isinstance(source_df.schema["Timestamp"].dataType, T.TimestampType)
     h = config.hunt
     prepared = quality.prepare(source_df.filter(wanted) if zoned else source_df, source_requirements(config), lambda df: df.filter(wanted))
+    # The signal partials judge each message as it was delivered, whatever the mode counts.
+    delivered_df = prepared.canonical_df
     if h.mode == "known-now" and inputs is not None:
         prepared = prepared.with_events(known_now(config, inputs, partials.day_start(min(days)), partials.day_start(max(days) + timedelta(days=1))))
     options = h.count_options()
@@ -130,7 +132,7 @@ def compute_days(
             source.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
         predicate = f"{in_predicate('Day', days)} AND {equality_predicate({'Variant': report.variant})}"
         if inputs is not None and inputs.present:
-            signal_df = signal_rows(config, report, prepared.canonical_df, inputs, days)
+            signal_df = signal_rows(config, report, delivered_df, inputs, days)
             io.replace_where(signal_df.select(*SIGNAL_PARTIALS_COLUMNS), report.locations.signal_partials, predicate)
         io.replace_where(daily_df.select(*PARTIALS_COLUMNS), report.locations.partials, predicate, partition_by=["Day"])
     finally:

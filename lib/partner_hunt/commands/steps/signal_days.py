@@ -55,8 +55,8 @@ def days_of(table: signals.SignalTable, source_df: DataFrame, inputs: SignalInpu
 def changed_message_days(
     spark: SparkSession, config: Config, source_df: DataFrame, inputs: SignalInputs, previous: dict[str, int]
 ) -> changes.ChangeResult:
-    """The days of the messages whose signals changed since the `previous` versions; a signal table
-    the last refresh did not read has all its rows new."""
+    """The days of the messages whose signals changed since the `previous` versions; unknown (the
+    whole window) where a signal table was not read when the days were computed."""
     found: set[date] = set()
     reasons = []
     for table in signals.SIGNAL_TABLES:
@@ -65,9 +65,8 @@ def changed_message_days(
         mapper = days_of(table, source_df, inputs, config)
         current = inputs.versions.get(table.key)
         if table.key not in previous or current is None:
-            found |= {r["Day"] for r in mapper(inputs.frames[table.key]).collect()}
-            reasons.append(f"{table.table} read for the first time")
-            continue
+            # Days computed without it have no signals at all, not only no late ones.
+            return changes.ChangeResult.full(f"{table.table} was not read when the window's days were computed: every day is recomputed with it")
         result = changes.changed_days(spark, inputs.refs[table.key], previous[table.key], current, days_of=mapper)
         if result.days is None:
             return changes.ChangeResult.full(f"{table.table}: {result.reason}")
