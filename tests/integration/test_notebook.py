@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from partner_hunt.config import config_from_mapping
-from partner_hunt.core import sample, sample_signals
+from partner_hunt.core import sample
 from partner_hunt.store import io
-from partner_hunt.store.locations import TableRef, signal_tables
+from partner_hunt.store.locations import TableRef
 
 pytestmark = pytest.mark.integration
 
@@ -24,11 +23,7 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     lake = tmp_path / "lake"
     source = TableRef(str(lake / "message_events"), True)
-    events_df = sample.generate_events(spark, 4000, days=7, seed=7, end=END)
-    io.overwrite(events_df, source)
-    # Defender's Teams signals beside it, as the demo writes them: the risk cell then has a table.
-    for key, df in sample_signals.generate_signals(events_df, 7).items():
-        io.overwrite(df, signal_tables(config_from_mapping({"source": source.location}), source)[key])
+    io.overwrite(sample.generate_events(spark, 4000, days=7, seed=7, end=END), source)
     out = tmp_path / "charts"
     # The partner-history cell backfills the week's partials: one batch, one commit, not seven.
     config = tmp_path / "notebook.yml"
@@ -75,7 +70,6 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     assert "Top partner domains" in text, text[:2000]
     assert "SampleTeamsMessageIds" in text, text[:2000]
     assert "Partner history: " in text and "New partners" in text, text[-2000:]
-    assert "RiskScore" in text and "ScoreClicksThrough" in text, text[-3000:]
     # The notebook's own-domain setting (auto, as the demo) keeps the demo organisation's own
     # domain out of what it shows: the kql results it charts and the partners table.
     output = lake / "partner_hunt_results"

@@ -11,6 +11,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from partner_hunt import notebook
 from partner_hunt.commands import backfill, diff, refresh
 from partner_hunt.config import config_from_mapping
 from partner_hunt.store import io
@@ -134,6 +135,10 @@ def test_export_to_risk_table_with_a_late_purge(spark, tmp_path):
         ignore_nullable=True,
         ignore_row_order=True,
     )
+
+    # The notebook's risk cell shows the same partners, riskiest first, with the score's parts.
+    shown = notebook.partner_risk(spark, config)
+    assert [(r["Domain"], r["RiskScore"], r["ScoreClicksThrough"]) for r in shown.collect()] == [("partner.com", 11.0, 5.0), ("contoso.com", 0.0, 0.0)]
 
     # known-now mode counts m1, purged as phish after delivery; diff says which partner moved and why.
     window = config_from_mapping(
