@@ -7,7 +7,7 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from partner_hunt.commands.steps import days, partners, signal_days
 from partner_hunt.commands.steps.days import OnBatch
@@ -80,10 +80,13 @@ def _refresh(
     report.signal_versions = dict(inputs.versions)
     markers.check_source(report.locations)
     previous = incremental_watermark(last_incremental, markers, report.variant)
-    change = find_changes(spark, report.locations.source, previous, report.source_version)
-    if inputs.present and change.days is not None:
-        previous_signals = runlog.signal_watermarks(spark, report.locations, report.variant, COMMAND)
-        late = signal_days.changed_message_days(spark, config, source_df, inputs, previous_signals)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-signals") as pool:
+        # The signal tables' changes and the source's are separate reads of separate tables:
+        # found side by side. When the source's say "everything", the signals' answer is unused.
+        late_f = pool.submit(_late_signals, spark, config, report, source_df, inputs) if inputs.present else None
+        change = find_changes(spark, report.locations.source, previous, report.source_version)
+        late = late_f.result() if late_f is not None else None
+    if late is not None and change.days is not None:
         change = changes.ChangeResult(
             None if late.days is None else change.days | late.days,
             late.kind if late.days is None else change.kind,
@@ -100,6 +103,14 @@ def _refresh(
     days.compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch, inputs)
     faults.point("before-report")
     return days.write_window_reports(spark, config, report, [(start, end)], markers, inputs), inputs
+
+
+def _late_signals(
+    spark: SparkSession, config: Config, report: RunReport, source_df: DataFrame, inputs: SignalInputs
+) -> changes.ChangeResult:
+    """The days of the messages whose signals changed since the last refresh (`signal_days`)."""
+    previous = runlog.signal_watermarks(spark, report.locations, report.variant, COMMAND)
+    return signal_days.changed_message_days(spark, config, source_df, inputs, previous)
 
 
 def find_changes(

@@ -191,17 +191,39 @@ def _feed_enabled(spark: SparkSession, ref: TableRef) -> bool:
     return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
-def _feed_days(spark: SparkSession, ref: TableRef, first: int, last: int, days_of: DaysOf) -> frozenset[date]:
-    """The days of every change row (insert, delete, both images of an update) in `[first, last]`."""
+def feed_rows(spark: SparkSession, ref: TableRef, from_version: int, to_version: int) -> DataFrame | None:
+    """Every change row (insert, delete, both images of an update) of the commits in
+    `(from_version, to_version]`, lazily, when the change data feed is on and the history still
+    holds each of those commits; None when `changed_days` must answer instead.
+
+    For callers that map several tables' changes in one job. The frame fails when it runs if the
+    feed does not cover the range after all (enabled later, or its files vacuumed): the caller
+    then asks `changed_days`, which says why.
+    """
+    if to_version <= from_version:
+        return None
+    commits = _history(spark, ref, from_version, to_version)
+    if set(range(from_version + 1, to_version + 1)) - {c["version"] for c in commits}:
+        return None
+    if not _feed_enabled(spark, ref):
+        return None
+    return _feed(spark, ref, from_version + 1, to_version)
+
+
+def _feed(spark: SparkSession, ref: TableRef, first: int, last: int) -> DataFrame:
     reader = (
         spark.read.format("delta")
         .option("readChangeFeed", "true")
         .option("startingVersion", first)
         .option("endingVersion", last)
     )
-    feed_df = reader.load(ref.location) if ref.is_path else reader.table(ref.location)
+    return reader.load(ref.location) if ref.is_path else reader.table(ref.location)
+
+
+def _feed_days(spark: SparkSession, ref: TableRef, first: int, last: int, days_of: DaysOf) -> frozenset[date]:
+    """The days of every change row (insert, delete, both images of an update) in `[first, last]`."""
     # Bounded: one row per distinct day.
-    return frozenset(r["Day"] for r in days_of(feed_df).collect())
+    return frozenset(r["Day"] for r in days_of(_feed(spark, ref, first, last)).collect())
 
 
 def _appended_days(spark: SparkSession, ref: TableRef, first: int, days_of: DaysOf) -> frozenset[date]:

@@ -300,5 +300,8 @@ def sql_identifier(ref: TableRef) -> str:
 
 
 def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
-    """A Delta table's properties (`DESCRIBE DETAIL`), by name or path."""
-    return dict(_detail(spark, ref)["properties"] or {})
+    """A Delta table's properties, by name or path."""
+    # SHOW TBLPROPERTIES reads only the table's metadata; DESCRIBE DETAIL also sizes the newest
+    # snapshot's files, a Spark job after every commit.
+    rows = spark.sql(f"SHOW TBLPROPERTIES {_sql_identifier(ref)}").collect()
+    return {str(r["key"]): str(r["value"]) for r in rows}

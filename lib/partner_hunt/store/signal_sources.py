@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -57,7 +58,8 @@ def read_signals(spark: SparkSession, locations: Locations, mode: str = "kql") -
     """
     inputs = SignalInputs(refs=dict(locations.signals))
     missing = []
-    for table in signals.SIGNAL_TABLES:
+
+    def read(table: signals.SignalTable) -> tuple[DataFrame, int | None] | None:
         ref = locations.signals[table.key]
         if not io.table_exists(spark, ref):
             if ref.is_path and is_local_folder(spark, ref.location) and os.path.exists(ref.location):
@@ -65,13 +67,20 @@ def read_signals(spark: SparkSession, locations: Locations, mode: str = "kql") -
                     f"signal table '{ref}' ({table.table}) is there but is not a Delta table: point signals.{table.key} at the table, "
                     "or move what is there"
                 )
-            missing.append(f"{table.table} ({ref})")
-            continue
+            return None
         version = io.table_version(spark, ref)
-        df = io.read_table(spark, ref, version=version)
-        inputs.frames[table.key] = typed_columns(df, table, str(ref))
-        if version is not None:
-            inputs.versions[table.key] = version
+        return typed_columns(io.read_table(spark, ref, version=version), table, str(ref)), version
+
+    # Each table is a few metadata reads, mostly waiting on Delta's log: read side by side.
+    with ThreadPoolExecutor(max_workers=len(signals.SIGNAL_TABLES), thread_name_prefix="partner-hunt-signals") as pool:
+        found = list(pool.map(read, signals.SIGNAL_TABLES))
+    for table, got in zip(signals.SIGNAL_TABLES, found, strict=True):
+        if got is None:
+            missing.append(f"{table.table} ({locations.signals[table.key]})")
+            continue
+        inputs.frames[table.key] = got[0]
+        if got[1] is not None:
+            inputs.versions[table.key] = got[1]
     post = signals.POST_DELIVERY
     if mode == "known-now" and post.key not in inputs.frames:
         raise SignalTableError(

@@ -8,6 +8,7 @@ once into the partials table and any day-aligned window is rolled up from them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -74,6 +75,13 @@ def signal_rows(
     )
 
 
+def _cached_signal_rows(config: Config, report: RunReport, delivered_df: DataFrame, inputs: SignalInputs, days: list[date]) -> DataFrame:
+    """The signal partials of `days`, computed and cached (the caller drops them)."""
+    signal_df = signal_rows(config, report, delivered_df, inputs, days).select(*SIGNAL_PARTIALS_COLUMNS).cache()
+    signal_df.count()
+    return signal_df
+
+
 def compute_days(
     spark: SparkSession,
     config: Config,
@@ -115,6 +123,11 @@ def compute_days(
         if h.own_domains_auto
         else None
     )
+    predicate = f"{in_predicate('Day', days)} AND {equality_predicate({'Variant': report.variant})}"
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-signals")
+    # The signal partials are computed (cached) while the accounting job runs, and committed only
+    # after it: a batch over the quality ceiling writes nothing.
+    signal_f = pool.submit(_cached_signal_rows, config, report, delivered_df, inputs, days) if inputs is not None and inputs.present else None
     try:
         quarantined = accounting.account(report, prepared, config.quality.max_bad_fraction, counts_df, committed=report.days_computed)
         # Rows with no day form a null-Day group with a null Domain, which `with_markers` leaves out.
@@ -130,12 +143,13 @@ def compute_days(
         # that day, so its quarantined rows must already be kept.
         if quarantined:
             source.write_quarantine(prepared.bad_df, report, config.quality.quarantine_record)
-        predicate = f"{in_predicate('Day', days)} AND {equality_predicate({'Variant': report.variant})}"
-        if inputs is not None and inputs.present:
-            signal_df = signal_rows(config, report, delivered_df, inputs, days)
-            io.replace_where(signal_df.select(*SIGNAL_PARTIALS_COLUMNS), report.locations.signal_partials, predicate)
+        if signal_f is not None:
+            io.replace_where(signal_f.result(), report.locations.signal_partials, predicate)
         io.replace_where(daily_df.select(*PARTIALS_COLUMNS), report.locations.partials, predicate, partition_by=["Day"])
     finally:
+        pool.shutdown(wait=True)
+        if signal_f is not None and signal_f.exception() is None:
+            signal_f.result().unpersist()
         prepared.release()
         counts_df.unpersist()
     report.days_computed.extend(days)

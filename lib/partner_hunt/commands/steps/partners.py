@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
@@ -92,13 +93,21 @@ def refresh_partners(
     """
     partials_df = io.read_table(spark, report.locations.partials)
     rows_df = partner_rows(partials_df, config, report, window, found).cache()
-    try:
-        variant = equality_predicate({"Variant": report.variant})
-        io.replace_where(rows_df, report.locations.partners, variant)
-        log.info("partners  -> %s (window %s..%s)", report.locations.partners, window[0], window[1])
-        risk_df = risk_rows(spark, config, report, window, found, rows_df) if inputs is not None and inputs.present else None
+    variant = equality_predicate({"Variant": report.variant})
+
+    def write_risk() -> None:
+        risk_df = risk_rows(spark, config, report, window, found, rows_df)
         if risk_df is not None:
             io.replace_where(risk_df, report.locations.partner_risk, variant)
             log.info("risk      -> %s (window %s..%s)", report.locations.partner_risk, window[0], window[1])
+
+    try:
+        # Two commits to two tables from the same rows: mostly waiting on Delta's log, so side by side.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-risk") as pool:
+            risk_f = pool.submit(write_risk) if inputs is not None and inputs.present else None
+            io.replace_where(rows_df, report.locations.partners, variant)
+            log.info("partners  -> %s (window %s..%s)", report.locations.partners, window[0], window[1])
+            if risk_f is not None:
+                risk_f.result()
     finally:
         rows_df.unpersist()
