@@ -3,7 +3,8 @@ signal tables beside MessageEvents, against the same refresh with MessageEvents 
 
 Per lake size (the seeded 90-day lake, `--signal-sizes`, default 1M and 4M rows), in the
 benchmark's own session: the sample's signal tables (`core/sample_signals.py`: post-delivery
-events, URL info, clicks, a few percent of the rows) are written beside a copy of the lake, and
+events, URL info, clicks, a few percent of the rows) are written beside a copy of the lake, both
+laid out by day with the signal tables' change data feed on, as daily ingests leave them, and
 two outputs are backfilled over the 90 days (not timed): one whose config points the signal tables
 at locations that do not exist (MessageEvents alone), one that reads them. Then, in `--repeats`
 rounds after a warm-up, one new day is appended (its events and their signals; not timed) and both
@@ -23,9 +24,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from benchmarks.bench import LAKE_END, _copy_lake, bench_config, ensure_lake, load_average
+from benchmarks.bench import LAKE_END, bench_config, ensure_lake, load_average
 from benchmarks.scale import GrowingLake
 from partner_hunt.commands import backfill, refresh
+from partner_hunt.commands.steps.ingest import SIGNAL_TABLE_PROPERTIES
 from partner_hunt.config import HuntSettings, SignalSettings
 from partner_hunt.core import sample_signals
 from partner_hunt.store import io
@@ -40,7 +42,10 @@ def bench_signals_size(spark: SparkSession, out_dir: Path, rows: int, days: int,
     work = out_dir / f"signals-{rows}"
     shutil.rmtree(work, ignore_errors=True)
     lake = work / "message_events"
-    _copy_lake(source, lake)
+    # The lake and the signal tables as daily ingests leave them (`partner-hunt ingest`): each
+    # day's rows in their own files, and the signal tables with their change data feed on. The
+    # cached lake's files each span all 90 days, which no ingest or Auto Loader stream writes.
+    io.read_table(spark, TableRef(str(source), True)).repartitionByRange(days, "Timestamp").write.format("delta").save(str(lake))
     with_signals = bench_config(lake, work / "with" / "results", analyst=True)
     missing = work / "no-signals"
     alone = replace(
@@ -52,7 +57,8 @@ def bench_signals_size(spark: SparkSession, out_dir: Path, rows: int, days: int,
     places = Locations.from_config(with_signals).signals
     started = time.perf_counter()
     for key, df in sample_signals.generate_signals(io.read_table(spark, TableRef(str(lake), True)), seed).items():
-        io.overwrite(df, places[key])
+        feed = "delta.enableChangeDataFeed"
+        df.repartitionByRange(days, "Timestamp").write.format("delta").option(feed, SIGNAL_TABLE_PROPERTIES[feed]).save(places[key].location)
     signal_rows = {key: io.read_table(spark, ref).count() for key, ref in places.items()}
     generated = time.perf_counter() - started
     first_day = (LAKE_END - timedelta(days=days)).date()
