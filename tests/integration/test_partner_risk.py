@@ -182,6 +182,29 @@ def test_a_late_signal_in_an_append_only_table_recomputes_its_message_day(spark,
         ignore_nullable=True,
     )
 
+    # The feed turned on after a late append: the range it cannot cover is read as appends.
+    remediated = (TENANT, ts("2026-03-03T07:00:00Z"), M2["TeamsMessageId"], "Manual remediation", None)
+    spark.createDataFrame([remediated], ddl).write.format("delta").mode("append").save(str(post))
+    spark.sql(f"ALTER TABLE delta.`{post}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")
+    report = refresh.run_incremental(spark, config)
+    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
+    assert "read one by one" in report.refresh_reason and "only appended rows" in report.refresh_reason
+    assert_df_equality(
+        signal_partials(spark, output, date(2026, 3, 1)),
+        spark.createDataFrame([("partner.com", 2, 1, 2, 1, 0, 0)], PARTIALS_DDL),
+        ignore_nullable=True,
+    )
+    # From then on the feed says which rows changed, a delete included.
+    spark.sql(f"DELETE FROM delta.`{post}` WHERE TeamsMessageId = '{M2['TeamsMessageId']}'")
+    report = refresh.run_incremental(spark, config)
+    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
+    assert "change data feed of versions" in report.refresh_reason
+    assert_df_equality(
+        signal_partials(spark, output, date(2026, 3, 1)),
+        spark.createDataFrame([("partner.com", 2, 1, 1, 1, 0, 0)], PARTIALS_DDL),
+        ignore_nullable=True,
+    )
+
 
 def test_signal_tables_that_cannot_be_read_fail_before_any_output(spark, tmp_path):
     from partner_hunt.commands import run
