@@ -7,7 +7,7 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from partner_hunt.commands.steps import days, partners, signal_days
 from partner_hunt.commands.steps.days import OnBatch
@@ -67,24 +67,36 @@ def run_incremental(
 def _refresh(
     spark: SparkSession, config: Config, report: RunReport, start: date, end: date, on_batch: OnBatch | None
 ) -> tuple[dict[str, list[str]], SignalInputs]:
-    # Independent reads of four tables' metadata: each is mostly waiting on Delta's log
+    # Independent reads of the tables' metadata: each is mostly waiting on Delta's log
     # and the driver's planning, so a nightly refresh of one day overlaps them.
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="partner-hunt-read") as pool:
+    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="partner-hunt-read") as pool:
         markers_f = pool.submit(read_markers, spark, report.locations)
         source_f = pool.submit(source.read_source, spark, report.locations.source, days.source_requirements(config))
         last_f = pool.submit(runlog.last_version_of, spark, report.locations, report.variant, COMMAND)
         signals_f = pool.submit(read_signals, spark, report.locations, config.hunt.mode)
+        watermarks_f = pool.submit(runlog.signal_watermarks, spark, report.locations, report.variant, COMMAND)
         markers, (source_df, report.source_version), last_incremental, inputs = (
             markers_f.result(), source_f.result(), last_f.result(), signals_f.result()
         )
     report.signal_versions = dict(inputs.versions)
     markers.check_source(report.locations)
     previous = incremental_watermark(last_incremental, markers, report.variant)
+    window_days = partials.days_between(start, end)
+    done = markers.done_days(report.variant)
+    early: list[date] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-signals") as pool:
-        # The signal tables' changes and the source's are separate reads of separate tables:
-        # found side by side. When the source's say "everything", the signals' answer is unused.
-        late_f = pool.submit(_late_signals, spark, config, report, source_df, inputs) if inputs.present else None
+        # The signal tables' changes are mapped to their messages' days while the source's changes
+        # are found and the days they give are computed; the days only a late signal touches
+        # follow in a batch of their own.
+        late_f = (
+            pool.submit(signal_days.changed_message_days, spark, config, source_df, inputs, watermarks_f.result())
+            if inputs.present
+            else None
+        )
         change = find_changes(spark, report.locations.source, previous, report.source_version)
+        if late_f is not None and change.days is not None:
+            early = days_to_compute(window_days, done, change.days)
+            days.compute_in_batches(spark, config, report, source_df, early, max(1, len(early)), len(early), on_batch, inputs)
         late = late_f.result() if late_f is not None else None
     if late is not None and change.days is not None:
         change = changes.ChangeResult(
@@ -93,24 +105,17 @@ def _refresh(
             f"{change.reason}; signals: {late.reason}",
         )
     report.refresh_kind, report.refresh_reason = change.kind, change.reason
-    window_days = partials.days_between(start, end)
     if change.days is None:
         # The first refresh is expected to compute everything; any later one doing so is a cost
         # nobody asked for, and says so with the fix.
         level = logging.INFO if change.reason == changes.FIRST_REFRESH else logging.WARNING
         log.log(level, "run --incremental recomputes the whole window %s..%s: %s", start, end, change.reason)
-    todo = days_to_compute(window_days, markers.done_days(report.variant), change.days)
-    days.compute_in_batches(spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch, inputs)
+    todo = [d for d in days_to_compute(window_days, done, change.days) if d not in early]
+    days.compute_in_batches(
+        spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch, inputs, timeless_first=not early
+    )
     faults.point("before-report")
     return days.write_window_reports(spark, config, report, [(start, end)], markers, inputs), inputs
-
-
-def _late_signals(
-    spark: SparkSession, config: Config, report: RunReport, source_df: DataFrame, inputs: SignalInputs
-) -> changes.ChangeResult:
-    """The days of the messages whose signals changed since the last refresh (`signal_days`)."""
-    previous = runlog.signal_watermarks(spark, report.locations, report.variant, COMMAND)
-    return signal_days.changed_message_days(spark, config, source_df, inputs, previous)
 
 
 def find_changes(

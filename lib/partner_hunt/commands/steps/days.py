@@ -166,12 +166,16 @@ def compute_in_batches(
     total: int,
     on_batch: OnBatch | None = None,
     inputs: SignalInputs | None = None,
+    timeless_first: bool = True,
 ) -> None:
-    """Compute `todo` in batches of `batch_days`, each its own commit, reporting progress of `total`."""
+    """Compute `todo` in batches of `batch_days`, each its own commit, reporting progress of `total`.
+
+    The rows with no readable Timestamp are accounted for in the first batch (`timeless_first`),
+    unless an earlier call of the same command already did."""
     finished = total - len(todo)
     for i in range(0, len(todo), max(1, batch_days)):
         batch = todo[i : i + max(1, batch_days)]
-        compute_days(spark, config, report, source_df, batch, timeless=i == 0, inputs=inputs)
+        compute_days(spark, config, report, source_df, batch, timeless=timeless_first and i == 0, inputs=inputs)
         finished += len(batch)
         if on_batch:
             on_batch(batch, finished, total)
