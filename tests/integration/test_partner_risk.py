@@ -173,37 +173,27 @@ def test_a_late_signal_in_an_append_only_table_recomputes_its_message_day(spark,
     assert (first.refresh_kind, len(first.days_computed)) == ("full", 3)
     assert "was not read when the window's days were computed" in first.refresh_reason
     spark.createDataFrame([(TENANT, ts(ZAP_M1["Timestamp"]), M1["TeamsMessageId"], "Phish ZAP", "Phish")], ddl).write.format("delta").mode("append").save(str(post))
-    report = refresh.run_incremental(spark, config)
-    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
-    assert "only appended rows" in report.refresh_reason
-    assert_df_equality(
-        signal_partials(spark, output, date(2026, 3, 1)),
-        spark.createDataFrame([("partner.com", 2, 1, 1, 1, 0, 0)], PARTIALS_DDL),
-        ignore_nullable=True,
-    )
 
+    def refresh_recomputes_1_march(reason: str, removed: int) -> None:
+        """The refresh recomputes 1 March alone, for `reason`; partner.com then has `removed` removals."""
+        report = refresh.run_incremental(spark, config)
+        assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
+        assert reason in report.refresh_reason, report.refresh_reason
+        assert_df_equality(
+            signal_partials(spark, output, date(2026, 3, 1)),
+            spark.createDataFrame([("partner.com", 2, 1, removed, 1, 0, 0)], PARTIALS_DDL),
+            ignore_nullable=True,
+        )
+
+    refresh_recomputes_1_march("only appended rows", removed=1)
     # The feed turned on after a late append: the range it cannot cover is read as appends.
     remediated = (TENANT, ts("2026-03-03T07:00:00Z"), M2["TeamsMessageId"], "Manual remediation", None)
     spark.createDataFrame([remediated], ddl).write.format("delta").mode("append").save(str(post))
     spark.sql(f"ALTER TABLE delta.`{post}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")
-    report = refresh.run_incremental(spark, config)
-    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
-    assert "read one by one" in report.refresh_reason and "only appended rows" in report.refresh_reason
-    assert_df_equality(
-        signal_partials(spark, output, date(2026, 3, 1)),
-        spark.createDataFrame([("partner.com", 2, 1, 2, 1, 0, 0)], PARTIALS_DDL),
-        ignore_nullable=True,
-    )
+    refresh_recomputes_1_march("read one by one", removed=2)
     # From then on the feed says which rows changed, a delete included.
     spark.sql(f"DELETE FROM delta.`{post}` WHERE TeamsMessageId = '{M2['TeamsMessageId']}'")
-    report = refresh.run_incremental(spark, config)
-    assert (report.refresh_kind, report.days_computed) == ("incremental", [date(2026, 3, 1)])
-    assert "change data feed of versions" in report.refresh_reason
-    assert_df_equality(
-        signal_partials(spark, output, date(2026, 3, 1)),
-        spark.createDataFrame([("partner.com", 2, 1, 1, 1, 0, 0)], PARTIALS_DDL),
-        ignore_nullable=True,
-    )
+    refresh_recomputes_1_march("change data feed of versions", removed=1)
 
 
 def test_signal_tables_that_cannot_be_read_fail_before_any_output(spark, tmp_path):
