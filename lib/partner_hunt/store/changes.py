@@ -193,8 +193,8 @@ def _feed_enabled(spark: SparkSession, ref: TableRef) -> bool:
 
 def feed_rows(spark: SparkSession, ref: TableRef, from_version: int, to_version: int) -> DataFrame | None:
     """Every change row (insert, delete, both images of an update) of the commits in
-    `(from_version, to_version]`, lazily, when the change data feed is on and the history still
-    holds each of those commits; None when `changed_days` must answer instead.
+    `(from_version, to_version]`, lazily, when the table's change data feed is on; None when
+    `changed_days` must answer instead.
 
     For callers that map several tables' changes in one job. The frame fails when it runs if the
     feed does not cover the range after all (enabled later, its files vacuumed, or the history of

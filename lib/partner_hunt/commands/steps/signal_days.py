@@ -86,7 +86,7 @@ def changed_message_days(
             return changes.ChangeResult.full(f"{table.table} was not read when the window's days were computed: every day is recomputed with it")
     moved = [t for t in tables if inputs.versions[t.key] != previous[t.key]]
     reasons = [f"{t.table}: no commit after version {previous[t.key]}" for t in tables if t not in moved]
-    # Each table's history and properties are a few metadata reads: asked side by side.
+    # Whether each table's feed is on is a metadata read: asked side by side.
     with ThreadPoolExecutor(max_workers=max(1, len(moved)), thread_name_prefix="partner-hunt-signals") as pool:
         feeds = dict(
             zip(
@@ -97,10 +97,10 @@ def changed_message_days(
         )
     found: set[date] = set()
     by_feed = [t for t in moved if feeds[t.key] is not None]
-    feed_rows = {t: df for t in by_feed if (df := feeds[t.key]) is not None}
-    if feed_rows:
+    feed_frames = {t: df for t in by_feed if (df := feeds[t.key]) is not None}
+    if feed_frames:
         try:
-            found |= {r["Day"] for r in _message_days(source_df, feed_rows, inputs, config.signals.max_delay_days)}
+            found |= {r["Day"] for r in _message_days(source_df, feed_frames, inputs, config.signals.max_delay_days)}
             reasons += [f"{t.table}: change data feed of versions {previous[t.key] + 1}..{inputs.versions[t.key]}" for t in by_feed]
         except Exception as exc:  # noqa: BLE001 - each table is then asked on its own, which says why
             reasons.append(f"the signal tables' feeds read together failed ({first_line(exc)}), read one by one")
