@@ -69,18 +69,17 @@ def _refresh(
 ) -> tuple[dict[str, list[str]], SignalInputs]:
     # Independent reads of the tables' metadata: each is mostly waiting on Delta's log
     # and the driver's planning, so a nightly refresh of one day overlaps them.
-    with ThreadPoolExecutor(max_workers=5, thread_name_prefix="partner-hunt-read") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="partner-hunt-read") as pool:
         markers_f = pool.submit(read_markers, spark, report.locations)
         source_f = pool.submit(source.read_source, spark, report.locations.source, days.source_requirements(config))
-        last_f = pool.submit(runlog.last_version_of, spark, report.locations, report.variant, COMMAND)
+        last_f = pool.submit(runlog.watermarks, spark, report.locations, report.variant, COMMAND)
         signals_f = pool.submit(read_signals, spark, report.locations, config.hunt.mode)
-        watermarks_f = pool.submit(runlog.signal_watermarks, spark, report.locations, report.variant, COMMAND)
-        markers, (source_df, report.source_version), last_incremental, inputs = (
+        markers, (source_df, report.source_version), last, inputs = (
             markers_f.result(), source_f.result(), last_f.result(), signals_f.result()
         )
     report.signal_versions = dict(inputs.versions)
     markers.check_source(report.locations)
-    previous = incremental_watermark(last_incremental, markers, report.variant)
+    previous = incremental_watermark(last.source, markers, report.variant)
     window_days = partials.days_between(start, end)
     done = markers.done_days(report.variant)
     early: list[date] = []
@@ -89,7 +88,7 @@ def _refresh(
         # are found and the days they give are computed; the days only a late signal touches
         # follow in a batch of their own.
         late_f = (
-            pool.submit(signal_days.changed_message_days, spark, config, source_df, inputs, watermarks_f.result())
+            pool.submit(signal_days.changed_message_days, spark, config, source_df, inputs, last.signals)
             if inputs.present
             else None
         )

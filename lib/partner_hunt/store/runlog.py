@@ -123,31 +123,26 @@ def new_report(
     )
 
 
-def last_version_of(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> int | None:
-    """The source version the last succeeded run of `command` for this variant read."""
+@dataclass(frozen=True)
+class Watermarks:
+    """What the earlier runs of a command read: the source's version, and each signal table's."""
+
+    source: int | None
+    signals: dict[str, int]
+
+
+def watermarks(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> Watermarks:
+    """From one read of the run log, for this variant's succeeded runs:
+
+    - `source`: the source version the last run of `command` read;
+    - `signals`: per signal table, the version up to which every computed day's signals are
+      current: what the last run of `command` read; before the first, the oldest version any
+      backfill read. A table missing here was not read when some day was computed.
+    """
     run_log_df = io.read_table_if_exists(spark, locations.run_log)
     if run_log_df is None:
-        return None
-    rows = (
-        run_log_df.filter(
-            (F.col("Status") == "succeeded")
-            & (F.col("Source") == F.lit(str(locations.source)))
-            & (F.col("Variant") == F.lit(variant_key))
-            & (F.col("Command") == F.lit(command))
-        )
-        .agg(F.max("SourceVersion").alias("v"))
-        .collect()
-    )
-    return int(rows[0]["v"]) if rows and rows[0]["v"] is not None else None
-
-
-def signal_watermarks(spark: SparkSession, locations: Locations, variant_key: str, command: str) -> dict[str, int]:
-    """Per signal table, the version up to which every computed day's signals are current: what the
-    last succeeded `command` of this variant read; before the first, the oldest version any
-    succeeded backfill read. A table missing here was not read when some day was computed."""
-    run_log_df = io.read_table_if_exists(spark, locations.run_log)
-    if run_log_df is None or "SignalVersions" not in run_log_df.columns:
-        return {}
+        return Watermarks(None, {})
+    signal_versions = F.col("SignalVersions") if "SignalVersions" in run_log_df.columns else F.lit(None).cast("map<string,bigint>")
     # Bounded: one row per run of this variant.
     rows = (
         run_log_df.filter(
@@ -157,17 +152,19 @@ def signal_watermarks(spark: SparkSession, locations: Locations, variant_key: st
             & F.col("Command").isin(command, "backfill")
         )
         .orderBy(F.col("StartedAt").desc())
-        .select("Command", "SignalVersions")
+        .select("Command", "SourceVersion", signal_versions.alias("SignalVersions"))
         .collect()
     )
-    for row in rows:
-        if row["Command"] == command:
-            return {k: int(v) for k, v in (row["SignalVersions"] or {}).items()}
-    versions = [row["SignalVersions"] or {} for row in rows]
-    if not versions:
-        return {}
-    keys = set.intersection(*(set(v) for v in versions))
-    return {k: min(int(v[k]) for v in versions) for k in keys}
+    own = [row for row in rows if row["Command"] == command]
+    versions = [int(row["SourceVersion"]) for row in own if row["SourceVersion"] is not None]
+    source = max(versions) if versions else None
+    if own:
+        return Watermarks(source, {k: int(v) for k, v in (own[0]["SignalVersions"] or {}).items()})
+    if not rows:
+        return Watermarks(source, {})
+    backfilled = [row["SignalVersions"] or {} for row in rows]
+    keys = set.intersection(*(set(v) for v in backfilled))
+    return Watermarks(source, {k: min(int(v[k]) for v in backfilled) for k in keys})
 
 
 def latest_own_domains(spark: SparkSession, locations: Locations) -> dict[str, list[str]]:
