@@ -57,6 +57,8 @@ def backfill(
             windows = [(d + timedelta(days=1 - trailing), d + timedelta(days=1)) for d in partials.days_between(start, end)]
         else:
             windows = [(start, end)]
-        found = days.write_window_reports(spark, config, report, windows, markers, inputs)
-        partners.refresh_partners(spark, config, report, partners_window or windows[-1], found, inputs)
+        days.write_window_reports(
+            spark, config, report, windows, markers, inputs,
+            alongside=lambda found: partners.refresh_partners(spark, config, report, partners_window or windows[-1], found, inputs),
+        )
     return report

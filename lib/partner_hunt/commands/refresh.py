@@ -17,7 +17,7 @@ from partner_hunt.store import changes, checks, faults, runlog, source
 from partner_hunt.store.locations import Locations, TableRef
 from partner_hunt.store.partials_table import Markers, read_markers
 from partner_hunt.store.runlog import RunReport
-from partner_hunt.store.signal_sources import SignalInputs, read_signals
+from partner_hunt.store.signal_sources import read_signals
 
 COMMAND = "run --incremental"
 log = logging.getLogger("partner_hunt")
@@ -59,14 +59,13 @@ def run_incremental(
     window = (partials.day_start(start), partials.day_start(end))
     checks.check_locations(spark, Locations.from_config(config))
     with runlog.tracked(spark, config, COMMAND, window) as report:
-        found, inputs = _refresh(spark, config, report, start, end, on_batch)
-        partners.refresh_partners(spark, config, report, (start, end), found, inputs)
+        _refresh(spark, config, report, start, end, on_batch)
     return report
 
 
 def _refresh(
     spark: SparkSession, config: Config, report: RunReport, start: date, end: date, on_batch: OnBatch | None
-) -> tuple[dict[str, list[str]], SignalInputs]:
+) -> None:
     # Independent reads of the tables' metadata: each is mostly waiting on Delta's log
     # and the driver's planning, so a nightly refresh of one day overlaps them.
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="partner-hunt-read") as pool:
@@ -114,7 +113,10 @@ def _refresh(
         spark, config, report, source_df, todo, max(1, len(todo)), len(todo), on_batch, inputs, timeless_first=not early
     )
     faults.point("before-report")
-    return days.write_window_reports(spark, config, report, [(start, end)], markers, inputs), inputs
+    days.write_window_reports(
+        spark, config, report, [(start, end)], markers, inputs,
+        alongside=lambda found: partners.refresh_partners(spark, config, report, (start, end), found, inputs),
+    )
 
 
 def find_changes(

@@ -188,11 +188,14 @@ def write_window_reports(
     windows: list[tuple[date, date]],
     markers: Markers | None = None,
     inputs: SignalInputs | None = None,
+    alongside: Callable[[dict[str, list[str]]], None] | None = None,
 ) -> dict[str, list[str]]:
     """Roll the partials up into one results window each, written in a single commit; the last
     window's rows are shown and get the analyst outputs. `markers`, read by the command before
     it computed `report.days_computed`, say which days the partials hold without another job.
-    Returns the own domains derived (`hunt.own_domains: auto`), for the partners table."""
+    `alongside` (the partners table's refresh) is given the own domains derived
+    (`hunt.own_domains: auto`) and runs while the outputs and results are written; its failure
+    fails the call. Returns the own domains derived."""
     partials_df = io.read_table(spark, report.locations.partials)
     # One derivation over the span of every window written: a window's own domains are those of
     # its days, and the span's are what the run log records and the partners table leaves out.
@@ -210,6 +213,10 @@ def write_window_reports(
     for frame in frames[1:]:
         results_df = results_df.unionByName(frame)
     results_df = results_df.cache()
+    # The partners table reads only the committed partials and the own domains: its commits
+    # (mostly waiting on Delta's log) overlap the outputs' and the results'.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-partners")
+    alongside_f = pool.submit(alongside, found) if alongside is not None else None
     try:
         report.result_rows = results_df.count()
         last = (partials.day_start(windows[-1][0]), partials.day_start(windows[-1][1]))
@@ -227,6 +234,9 @@ def write_window_reports(
         )
         io.replace_where(results_df, report.locations.output, predicate)
         faults.point("after-results-commit")
+        if alongside_f is not None:
+            alongside_f.result()
     finally:
+        pool.shutdown(wait=True)
         results_df.unpersist()
     return found
