@@ -10,6 +10,7 @@ whole, alerts the results no longer raise withdrawn (not deleted), the JSON Line
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Row, SparkSession
@@ -62,15 +63,24 @@ def write_outputs(
     `risk_df` holds the partners' risk scores, for the `risk` rule (None: the rule is off).
     """
     outputs = AnalystOutputs()
-    if config.evidence.enabled and day_counts_df is not None:
-        _write_evidence(config, report, window, day_counts_df, results_df)
-        outputs.evidence = str(report.locations.evidence)
-        outputs.evidence_rows = report.result_rows
-    elif config.evidence.enabled:
-        outputs.notes.append("evidence not written: it needs the raw events of the window (use `run`)")
-        _prune_evidence(spark, report, window, results_df, outputs)
-    if config.alerts.enabled:
-        _write_alerts(spark, config, report, window, results_df, outputs, done_days, risk_df)
+    evidence_notes: list[str] = []
+    # The evidence and the alerts are separate tables read from the same rows: their commits
+    # (mostly waiting on Delta's log and small jobs) overlap. Each step's notes keep their order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-evidence") as pool:
+        evidence_f = None
+        if config.evidence.enabled and day_counts_df is not None:
+            evidence_f = pool.submit(_write_evidence, config, report, window, day_counts_df, results_df)
+            outputs.evidence = str(report.locations.evidence)
+            outputs.evidence_rows = report.result_rows
+        elif config.evidence.enabled:
+            evidence_notes.append("evidence not written: it needs the raw events of the window (use `run`)")
+            evidence_f = pool.submit(_prune_evidence, spark, report, window, results_df, evidence_notes)
+        alert_notes: list[str] = []
+        if config.alerts.enabled:
+            _write_alerts(spark, config, report, window, results_df, outputs, alert_notes, done_days, risk_df)
+        if evidence_f is not None:
+            evidence_f.result()
+    outputs.notes.extend(evidence_notes + alert_notes)
     return outputs
 
 
@@ -95,9 +105,7 @@ def _write_evidence(
     io.replace_where(evidence_df, report.locations.evidence, equality_predicate(key))
 
 
-def _prune_evidence(
-    spark: SparkSession, report: RunReport, window: Window, results_df: DataFrame, outputs: AnalystOutputs
-) -> None:
+def _prune_evidence(spark: SparkSession, report: RunReport, window: Window, results_df: DataFrame, notes: list[str]) -> None:
     """Drop the window's evidence rows (from an earlier `run`) whose domain its new results lack."""
     ref = report.locations.evidence
     table_df = io.read_table_if_exists(spark, ref)
@@ -113,7 +121,7 @@ def _prune_evidence(
         io.replace_where(
             stored_df.join(F.broadcast(keys_df), on=on, how="left_semi"), ref, equality_predicate(key)
         )
-        outputs.notes.append(f"{stale} evidence row(s) of this window removed: their domain left the results")
+        notes.append(f"{stale} evidence row(s) of this window removed: their domain left the results")
 
 
 def _baseline(
@@ -162,11 +170,12 @@ def _write_alerts(
     window: Window,
     results_df: DataFrame,
     outputs: AnalystOutputs,
+    notes: list[str],
     done_days: Collection[date] | None = None,
     risk_df: DataFrame | None = None,
 ) -> None:
     settings = config.alerts
-    baseline_df, window_days = _baseline(spark, config, report, window, outputs.notes, done_days)
+    baseline_df, window_days = _baseline(spark, config, report, window, notes, done_days)
     alerts_df = alerts.build_alerts(
         results_df,
         raised_at=report.started_at,
@@ -198,7 +207,7 @@ def _write_alerts(
     if comparable is not None and not alerts.changed(alerts_df, io.filter_window(comparable, key)).limit(1).collect():
         # Nothing to raise again, change or withdraw: the stored alerts (their status included,
         # which an analyst may have moved on) stand, and no commit is made.
-        outputs.notes.append("alerts unchanged: the window's stored alerts already hold what this run found")
+        notes.append("alerts unchanged: the window's stored alerts already hold what this run found")
     else:
         merge.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     outputs.alerts = str(ref)
@@ -210,7 +219,7 @@ def _write_alerts(
         outputs.alerts_raised, outputs.top_alerts, outputs.alerts_withdrawn, outputs.withdrawn_alerts = _counts_and_tops(
             window_df, raised, withdrawn, config.hunt.top
         )
-        _write_alert_jsonl(config, report, window, window_df, outputs)
+        _write_alert_jsonl(config, report, window, window_df, outputs, notes)
     finally:
         window_df.unpersist()
 
@@ -241,7 +250,7 @@ def _counts_and_tops(
 
 
 def _write_alert_jsonl(
-    config: Config, report: RunReport, window: Window, window_df: DataFrame, outputs: AnalystOutputs
+    config: Config, report: RunReport, window: Window, window_df: DataFrame, outputs: AnalystOutputs, notes: list[str]
 ) -> None:
     """Rewrite the window's JSON Lines partition: every alert of the window, active or withdrawn.
 
@@ -250,7 +259,7 @@ def _write_alert_jsonl(
     """
     folder = report.locations.alerts_jsonl
     if folder is None:
-        outputs.notes.append("alert JSON Lines not written: set alerts.jsonl for a catalog-table output")
+        notes.append("alert JSON Lines not written: set alerts.jsonl for a catalog-table output")
         return
     partition = f"{folder}/mode={report.mode}/window={jsonl_window_folder(window)}"
     # The partition's own folder, overwritten whole: dynamic partition overwrite leaves a partition
