@@ -73,10 +73,9 @@ def removals(post_df: DataFrame) -> DataFrame:
     )
 
 
-def url_sets(urls_df: DataFrame) -> DataFrame:
-    """One row per message that carried URLs: `UrlDomains` (the set of their domains, lower-cased)."""
-    domain = F.lower(F.trim(F.coalesce(F.col("UrlDomain"), F.parse_url(F.col("Url"), F.lit("HOST")))))
-    return urls_df.groupBy(*KEYS).agg(F.array_sort(F.collect_set(domain)).alias("UrlDomains"))
+def _url_domain() -> Column:
+    """A URL row's domain, lower-cased: its `UrlDomain`, else the host of its `Url`."""
+    return F.lower(F.trim(F.coalesce(F.col("UrlDomain"), F.parse_url(F.col("Url"), F.lit("HOST")))))
 
 
 def attribute_clicks(clicks_df: DataFrame, urls_df: DataFrame) -> DataFrame:
@@ -110,6 +109,73 @@ def attribute_clicks(clicks_df: DataFrame, urls_df: DataFrame) -> DataFrame:
     ).drop("Click")
 
 
+def per_message(
+    messages_df: DataFrame, post_df: DataFrame | None, urls_df: DataFrame | None, clicks_df: DataFrame | None
+) -> DataFrame:
+    """The inbound messages (`inbound_messages`), each with what the signals say of it: `Actions`
+    and `Threats` (sets; null without a post-delivery event), `ThreatFound`, `UrlDomains` (null
+    when it carried no URL) and its `Clicks`, `ClicksAllowed`, `ClicksBlocked`, `ClicksThrough`.
+    A signal about a message that is not among them is left out; a missing table is no signal.
+    """
+    none = {
+        "_Post": "boolean", "_Action": "string", "_Threat": "string", "_Found": "boolean", "_Url": "boolean",
+        "_UrlDomain": "string", "_Click": "boolean", "_Allowed": "boolean", "_Blocked": "boolean", "_Through": "boolean",
+    }
+    rows = messages_df.select(*KEYS, F.lit(True).alias("_Message"), "Day", "Domain", "ThreatAtDelivery").withColumns(
+        {c: F.lit(None).cast(t) for c, t in none.items()}
+    )
+    # The signals ride in one aggregation with the messages: joining each table's own aggregation
+    # to them cost a shuffle and a Spark job per table, which is most of a one-day refresh's share.
+    parts = []
+    if post_df is not None:
+        parts.append(
+            post_df.select(
+                *KEYS,
+                F.lit(True).alias("_Post"),
+                F.coalesce(F.col("ActionType"), F.lit("")).alias("_Action"),
+                F.when(has_threat(F.col("ThreatTypes")), F.col("ThreatTypes")).alias("_Threat"),
+                _is_threat_found().alias("_Found"),
+            )
+        )
+    if urls_df is not None:
+        parts.append(urls_df.select(*KEYS, F.lit(True).alias("_Url"), _url_domain().alias("_UrlDomain")))
+    if clicks_df is not None and urls_df is not None:
+        parts.append(
+            attribute_clicks(clicks_df, urls_df).select(
+                *KEYS,
+                F.lit(True).alias("_Click"),
+                F.col("Allowed").alias("_Allowed"),
+                F.col("Blocked").alias("_Blocked"),
+                F.col("Through").alias("_Through"),
+            )
+        )
+    for part in parts:
+        rows = rows.unionByName(part, allowMissingColumns=True)
+
+    def when_any(flag: str, value: Column) -> Column:
+        return F.when(F.count_if(F.col(flag)) > F.lit(0), value)
+
+    return (
+        rows.groupBy(*KEYS)
+        .agg(
+            F.max("_Message").alias("_Message"),
+            F.max("Day").alias("Day"),
+            F.max("Domain").alias("Domain"),
+            F.max("ThreatAtDelivery").alias("ThreatAtDelivery"),
+            when_any("_Post", F.array_sort(F.collect_set("_Action"))).alias("Actions"),
+            when_any("_Post", F.array_sort(F.collect_set("_Threat"))).alias("Threats"),
+            F.max("_Found").alias("ThreatFound"),
+            when_any("_Url", F.array_sort(F.collect_set("_UrlDomain"))).alias("UrlDomains"),
+            F.count_if("_Click").alias("Clicks"),
+            F.count_if("_Allowed").alias("ClicksAllowed"),
+            F.count_if("_Blocked").alias("ClicksBlocked"),
+            F.count_if("_Through").alias("ClicksThrough"),
+        )
+        .filter(F.coalesce(F.col("_Message"), F.lit(False)))
+        .drop("_Message")
+    )
+
+
 def daily_counts(
     messages_df: DataFrame, post_df: DataFrame | None, urls_df: DataFrame | None, clicks_df: DataFrame | None
 ) -> DataFrame:
@@ -117,28 +183,7 @@ def daily_counts(
     `RemovedByAction` and `RemovedByThreat` (messages per action and per threat type found after
     delivery), and `UrlDomains`. A missing signal table counts as no signal.
     """
-    # A table that is not there adds its columns as nulls, not a join.
-    joined = messages_df
-    if post_df is None:
-        joined = joined.withColumns(
-            {"Actions": F.lit(None).cast("array<string>"), "Threats": F.lit(None).cast("array<string>"), "ThreatFound": F.lit(None).cast("boolean")}
-        )
-    else:
-        joined = joined.join(removals(post_df), on=list(KEYS), how="left")
-    if urls_df is None:
-        joined = joined.withColumn("UrlDomains", F.lit(None).cast("array<string>"))
-    else:
-        joined = joined.join(url_sets(urls_df), on=list(KEYS), how="left")
-    if clicks_df is None or urls_df is None:
-        joined = joined.withColumns({c: F.lit(None).cast("long") for c in ("Clicks", "ClicksAllowed", "ClicksBlocked", "ClicksThrough")})
-    else:
-        clicked = attribute_clicks(clicks_df, urls_df).groupBy(*KEYS).agg(
-            F.count(F.lit(1)).alias("Clicks"),
-            F.count_if("Allowed").alias("ClicksAllowed"),
-            F.count_if("Blocked").alias("ClicksBlocked"),
-            F.count_if("Through").alias("ClicksThrough"),
-        )
-        joined = joined.join(clicked, on=list(KEYS), how="left")
+    joined = per_message(messages_df, post_df, urls_df, clicks_df)
     removed = F.col("Actions").isNotNull()
     after = ~F.col("ThreatAtDelivery") & F.coalesce(F.col("ThreatFound"), F.lit(False))
     day_keys = ["TenantId", "Day", "Domain"]
