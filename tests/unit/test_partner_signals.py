@@ -65,11 +65,18 @@ def tables(spark):
             (T, at(1, 10, 5), "m2", "Malware ZAP", "Malware"),
             (T, at(2, 9), "m4", "Manual remediation", None),
             (T, at(2, 3), "m7", "Malware ZAP", "Malware"),
+            # About messages that are not inbound (our own, and one with no external flag): left out.
+            (T, at(1, 12), "m5", "Phish ZAP", "Phish"),
+            (T, at(1, 12), "m6", "Manual remediation", None),
         ],
         POST_DDL,
     )
     urls = spark.createDataFrame(
-        [(T, at(1, 11), "m3", "http://x.example/a", "x.example"), (T, at(2, 8), "m4", "https://y.example/b", None)],
+        [
+            (T, at(1, 11), "m3", "http://x.example/a", "x.example"),
+            (T, at(2, 8), "m4", "https://y.example/b", None),
+            (T, at(1, 9), "m5", "https://own.example/c", "own.example"),
+        ],
         URLS_DDL,
     )
     clicks = spark.createDataFrame(
