@@ -117,15 +117,24 @@ def per_message(
     when it carried no URL) and its `Clicks`, `ClicksAllowed`, `ClicksBlocked`, `ClicksThrough`.
     A signal about a message that is not among them is left out; a missing table is no signal.
     """
+    # Each signal's columns, null on the rows of the others.
     none = {
-        "_Post": "boolean", "_Action": "string", "_Threat": "string", "_Found": "boolean", "_Url": "boolean",
-        "_UrlDomain": "string", "_Click": "boolean", "_Allowed": "boolean", "_Blocked": "boolean", "_Through": "boolean",
+        "_Post": "boolean",
+        "_Action": "string",
+        "_Threat": "string",
+        "_Found": "boolean",
+        "_Url": "boolean",
+        "_UrlDomain": "string",
+        "_Click": "boolean",
+        "_Allowed": "boolean",
+        "_Blocked": "boolean",
+        "_Through": "boolean",
     }
     rows = messages_df.select(*KEYS, F.lit(True).alias("_Message"), "Day", "Domain", "ThreatAtDelivery").withColumns(
         {c: F.lit(None).cast(t) for c, t in none.items()}
     )
     # The signals ride in one aggregation with the messages: joining each table's own aggregation
-    # to them cost a shuffle and a Spark job per table, which is most of a one-day refresh's share.
+    # to them cost a shuffle, and a Spark job under AQE, per table.
     parts = []
     if post_df is not None:
         parts.append(
