@@ -29,7 +29,7 @@ def daily_partials(events_df, mode, normalize, count_messages, dedupe, days):
 
 
 def via_partials(events_df, start, end, mode="kql", normalize=False, count_messages=False, dedupe=False, exclude=()):
-    """A window rolled up from daily partials, as `backfill.write_window_reports` does it."""
+    """A window rolled up from daily partials, as `days.write_window_reports` does it."""
     key = CountOptions(mode, normalize, count_messages, dedupe).variant
     days = partials.days_between(BASE - timedelta(days=1), BASE + timedelta(days=8))
     daily = daily_partials(events_df, mode, normalize, count_messages, dedupe, days)

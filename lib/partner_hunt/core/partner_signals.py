@@ -63,13 +63,27 @@ def _is_threat_found() -> Column:
     return has_threat(F.col("ThreatTypes")) | F.coalesce(F.upper(F.col("ActionType")).contains("ZAP"), F.lit(False))
 
 
+def _post_event_columns() -> list[Column]:
+    """A post-delivery event's `_Action` (its action, "" when none), `_Threat` (its threat types,
+    when it names one) and `_Found` (`_is_threat_found`), which `removals` and `per_message` collect."""
+    return [
+        F.coalesce(F.col("ActionType"), F.lit("")).alias("_Action"),
+        F.when(has_threat(F.col("ThreatTypes")), F.col("ThreatTypes")).alias("_Threat"),
+        _is_threat_found().alias("_Found"),
+    ]
+
+
 def removals(post_df: DataFrame) -> DataFrame:
     """One row per message with post-delivery events: `Actions` and `Threats` found (sets), and
     whether any event names a threat (`ThreatFound`)."""
-    return post_df.groupBy(*KEYS).agg(
-        F.array_sort(F.collect_set(F.coalesce(F.col("ActionType"), F.lit("")))).alias("Actions"),
-        F.array_sort(F.collect_set(F.when(has_threat(F.col("ThreatTypes")), F.col("ThreatTypes")))).alias("Threats"),
-        F.max(_is_threat_found()).alias("ThreatFound"),
+    return (
+        post_df.select(*KEYS, *_post_event_columns())
+        .groupBy(*KEYS)
+        .agg(
+            F.array_sort(F.collect_set("_Action")).alias("Actions"),
+            F.array_sort(F.collect_set("_Threat")).alias("Threats"),
+            F.max("_Found").alias("ThreatFound"),
+        )
     )
 
 
@@ -138,13 +152,7 @@ def per_message(
     parts = []
     if post_df is not None:
         parts.append(
-            post_df.select(
-                *KEYS,
-                F.lit(True).alias("_Post"),
-                F.coalesce(F.col("ActionType"), F.lit("")).alias("_Action"),
-                F.when(has_threat(F.col("ThreatTypes")), F.col("ThreatTypes")).alias("_Threat"),
-                _is_threat_found().alias("_Found"),
-            )
+            post_df.select(*KEYS, F.lit(True).alias("_Post"), *_post_event_columns())
         )
     if urls_df is not None:
         parts.append(urls_df.select(*KEYS, F.lit(True).alias("_Url"), _url_domain().alias("_UrlDomain")))

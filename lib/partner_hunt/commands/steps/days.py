@@ -189,13 +189,13 @@ def write_window_reports(
     markers: Markers | None = None,
     inputs: SignalInputs | None = None,
     alongside: Callable[[dict[str, list[str]]], None] | None = None,
-) -> dict[str, list[str]]:
+) -> None:
     """Roll the partials up into one results window each, written in a single commit; the last
     window's rows are shown and get the analyst outputs. `markers`, read by the command before
     it computed `report.days_computed`, say which days the partials hold without another job.
     `alongside` (the partners table's refresh) is given the own domains derived
     (`hunt.own_domains: auto`) and runs while the outputs and results are written; its failure
-    fails the call. Returns the own domains derived."""
+    fails the call."""
     partials_df = io.read_table(spark, report.locations.partials)
     # One derivation over the span of every window written: a window's own domains are those of
     # its days, and the span's are what the run log records and the partners table leaves out.
@@ -239,4 +239,3 @@ def write_window_reports(
     finally:
         pool.shutdown(wait=True)
         results_df.unpersist()
-    return found
