@@ -9,9 +9,9 @@ lake (and `mid-create-evidence` by `run`, the one command that writes evidence).
 How each point is reached:
 
 - A real SIGKILL, in a child process with `PARTNER_HUNT_FAULT=<point>`, for one point of each
-  kind: after a commit (the partials), between commits (before the report), and in the middle of
-  a table's first creation (the alerts). Each child starts its own JVM, which is what these cost;
-  two run at a time, on one core each.
+  kind: after a commit (the partials), and in the middle of a table's first creation (the
+  alerts). Each child starts its own JVM, which is what these cost; both run at once, on one core
+  each, while this process reaches the other points.
 - In this process, for the other `mid-create-<table>` points: the same fault point, with
   `faults.kill` made to raise a `BaseException` instead of sending SIGKILL. Nothing the
   command does after that line reaches the disk: no `except Exception` catches it (so no
@@ -149,7 +149,6 @@ assert sorted(p for points in MID_CREATE.values() for p in points) == sorted(
 # (command, point): these by a real SIGKILL in a child process; every other pair in this process.
 KILLED = [
     ("backfill", "after-partials-commit"),
-    ("incremental", "before-report"),
     ("backfill", "mid-create-alerts"),
 ]
 SIMULATED = [

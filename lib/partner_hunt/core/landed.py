@@ -184,11 +184,19 @@ def to_message_events(parsed_df: DataFrame, envelope_times: tuple[str, ...], env
     has none: with `TenantId` it identifies a delivery of the same event twice.
     """
     props = F.col("Properties")
-    timestamp, bad_timestamp = values.utc_instant_of(props["Timestamp"])
+    # A record's time and recipients are each read twice (the value, and whether the record is
+    # quarantined) under conditions, where Spark does not share the work: typed in a projection of
+    # their own, so each is parsed once a record.
+    parsed_df = parsed_df.withColumns(
+        {"_Timestamp": values.utc_instant_of(props["Timestamp"])[0], "_Recipients": values.recipients_of_text(props["RecipientDetails"])[0]}
+    )
+    timestamp = F.col("_Timestamp")
+    bad_timestamp = timestamp.isNull()
+    recipients = F.col("_Recipients")
+    bad_recipients = values.recipients_unreadable(props["RecipientDetails"], recipients)
     edited, _ = values.utc_instant_of(props["LastEditedTime"])
     external, bad_external = values.flag_of_text(props["IsExternalThread"])
     owned, bad_owned = values.flag_of_text(props["IsOwnedThread"])
-    recipients, bad_recipients = values.recipients_of_text(props["RecipientDetails"])
     tenant = F.col("TenantId")
     report_id = props["ReportId"]
     spelled = [spelling for spellings in SPELLINGS.values() for spelling in spellings]

@@ -81,7 +81,16 @@ def flag_of_text(text: Column) -> tuple[Column, Column]:
 def recipients_of_text(text: Column) -> tuple[Column, Column]:
     """(RecipientDetails, is-bad) typed from its JSON text (an array in the export, or a string holding one)."""
     trimmed = F.trim(text)
-    is_null = text.isNull() | trimmed.isin("", "null")
-    parsed = F.from_json(trimmed, RECIPIENTS)
-    value = F.when(~is_null, parsed)
-    return value, ~is_null & parsed.isNull()
+    value = F.when(~_no_recipients(text), F.from_json(trimmed, RECIPIENTS))
+    return value, recipients_unreadable(text, value)
+
+
+def _no_recipients(text: Column) -> Column:
+    """A `RecipientDetails` text that holds no value: null, empty or a JSON null."""
+    return text.isNull() | F.trim(text).isin("", "null")
+
+
+def recipients_unreadable(text: Column, value: Column) -> Column:
+    """Whether `RecipientDetails` text that holds a value gave no array (`value`, as
+    `recipients_of_text` types it): given the typed value, the text is not parsed again."""
+    return ~_no_recipients(text) & value.isNull()
