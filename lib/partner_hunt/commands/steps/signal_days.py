@@ -29,10 +29,22 @@ def _message_days(
     """The UTC days of the messages that some changed rows of signal tables (`changed`, as read)
     are about, each looked for in the `max_delay_days` before its signal, as the signal partials
     credit it: one job for the signals' time span, one for the days."""
-    typed = {table: typed_columns(rows_df, table, table.table) for table, rows_df in changed.items()}
-    times = [rows.select("Timestamp") for rows in typed.values()]
-    if not times:
+    if not changed:
         return []
+    # A night's changes are few rows, but each read of a change feed replays its commits: the
+    # span's job keeps them, and the days' job reads them from there.
+    typed = {table: typed_columns(rows_df, table, table.table).cache() for table, rows_df in changed.items()}
+    try:
+        return _days_of_typed(source_df, typed, inputs, max_delay_days)
+    finally:
+        for rows in typed.values():
+            rows.unpersist()
+
+
+def _days_of_typed(
+    source_df: DataFrame, typed: dict[signals.SignalTable, DataFrame], inputs: SignalInputs, max_delay_days: int
+) -> list[Row]:
+    times = [rows.select("Timestamp") for rows in typed.values()]
     span = times[0]
     for more in times[1:]:
         span = span.unionByName(more)
