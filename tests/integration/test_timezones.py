@@ -1,4 +1,5 @@
-"""No result depends on the session time zone: the same hunt in New York and Kolkata time equals UTC.
+"""No result depends on the session the job joins: the same hunt in New York and Kolkata time
+equals UTC, and equals it on a compute that refuses Spark's cache (Databricks serverless).
 
 A session the job joins (Databricks, spark-submit) keeps its own `spark.sql.session.timeZone`.
 Every window bound, day bucket, replaceWhere predicate and JSON time must still be the UTC one.
@@ -161,3 +162,22 @@ def test_results_do_not_depend_on_the_session_time_zone(spark, lake, utc_baselin
             assert_same_outputs(spark, tmp_path, utc_baseline, command, run_log_rows=None if command == "incremental" else 2)
     finally:
         spark.conf.set(TIME_ZONE, "UTC")
+
+
+def test_a_compute_that_refuses_the_cache_gets_the_same_outputs(spark, lake, utc_baseline, tmp_path, monkeypatch):
+    """Serverless compute raises NOT_SUPPORTED_WITH_SERVERLESS for `cache`, `persist` and
+    `unpersist`: every command must then compute again what it would have cached, not fail."""
+    from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
+
+    refusals = []
+
+    def refuse(self, *args, **kwargs):
+        refusals.append(1)
+        raise RuntimeError("[NOT_SUPPORTED_WITH_SERVERLESS] PERSIST TABLE is not supported on serverless compute. SQLSTATE: 0A000")
+
+    for name in ("cache", "persist", "unpersist"):
+        monkeypatch.setattr(ClassicDataFrame, name, refuse)
+    for command in ("run", "backfill", "incremental"):
+        hunt(spark, lake, tmp_path, command)
+        assert_same_outputs(spark, tmp_path, utc_baseline, command, run_log_rows=1)
+    assert refusals, "no command asked for the cache: this test no longer covers the refusal"

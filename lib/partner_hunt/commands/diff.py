@@ -9,7 +9,7 @@ from pyspark.sql import Row, SparkSession
 
 from partner_hunt.commands.steps.window import run_window
 from partner_hunt.config import Config, with_overrides
-from partner_hunt.core import diff
+from partner_hunt.core import caching, diff
 from partner_hunt.core.signals import POST_DELIVERY
 from partner_hunt.store import io
 from partner_hunt.store.locations import Locations
@@ -66,19 +66,19 @@ def run_diff(spark: SparkSession, config: Config, command: str = "diff") -> Mode
         reports[mode] = run_window(spark, mode_config, f"{command} ({mode})")
         frames[mode] = io.read_window_rows(spark, reports[mode].locations.output, reports[mode].window_key())
         switches[mode] = describe_switches(mode_config)
-    diff_df = diff.compare_modes(frames["kql"], frames["corrected"]).cache()
+    diff_df = caching.cached(diff.compare_modes(frames["kql"], frames["corrected"]))
     # Bounded: at most four statuses, and `top` rows.
     counts = {r["Status"]: int(r["Domains"]) for r in diff.status_counts(diff_df).collect()}
     top = config.hunt.top or 20
     rows = diff_df.transform(diff.filter_disagreements).transform(diff.sort_diff).limit(top).collect()
-    diff_df.unpersist()
+    caching.release(diff_df)
     result = ModeDiff(reports=reports, status_counts=counts, rows=rows, switches=switches)
     if known_now:
-        known_df = diff.compare_known_now(frames["corrected"], frames["known-now"]).cache()
+        known_df = caching.cached(diff.compare_known_now(frames["corrected"], frames["known-now"]))
         try:
             # Bounded: at most three statuses, and `top` rows.
             result.known_now_counts = {r["Status"]: int(r["Domains"]) for r in diff.status_counts(known_df).collect()}
             result.known_now_rows = known_df.transform(diff.filter_disagreements).transform(diff.sort_known_now).limit(top).collect()
         finally:
-            known_df.unpersist()
+            caching.release(known_df)
     return result

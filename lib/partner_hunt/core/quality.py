@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from partner_hunt.core import hunt, schema
+from partner_hunt.core import caching, hunt, schema
 from partner_hunt.core.options import CountOptions
 
 
@@ -57,7 +57,7 @@ class Prepared:
     def bad_df(self) -> DataFrame:
         """The quarantined rows, cached: they are counted per reason, then written."""
         if self._bad_df is None:
-            self._bad_df = schema.filter_bad_rows(self.canonical_df).cache()
+            self._bad_df = caching.cached(schema.filter_bad_rows(self.canonical_df))
         return self._bad_df
 
     def with_events(self, transform: Callable[[DataFrame], DataFrame]) -> Prepared:
@@ -67,7 +67,7 @@ class Prepared:
     def release(self) -> None:
         """Drop the cached quarantined rows."""
         if self._bad_df is not None:
-            self._bad_df.unpersist()
+            caching.release(self._bad_df)
 
 
 def prepare(source_df: DataFrame, req: schema.Requirements, window_filter: Callable[[DataFrame], DataFrame]) -> Prepared:

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from partner_hunt.commands.steps import accounting, outputs, own_domains, partners
 from partner_hunt.config import Config
-from partner_hunt.core import hunt, partials, partner_signals, quality, schema
+from partner_hunt.core import caching, hunt, partials, partner_signals, quality, schema
 from partner_hunt.core import own_domains as rules
 from partner_hunt.core.signals import POST_DELIVERY
 from partner_hunt.core.tables import PARTIALS_COLUMNS, SIGNAL_PARTIALS_COLUMNS, window_key
@@ -77,7 +77,7 @@ def signal_rows(
 
 def _cached_signal_rows(config: Config, report: RunReport, delivered_df: DataFrame, inputs: SignalInputs, days: list[date]) -> DataFrame:
     """The signal partials of `days`, computed and cached (the caller drops them)."""
-    signal_df = signal_rows(config, report, delivered_df, inputs, days).select(*SIGNAL_PARTIALS_COLUMNS).cache()
+    signal_df = caching.cached(signal_rows(config, report, delivered_df, inputs, days).select(*SIGNAL_PARTIALS_COLUMNS))
     signal_df.count()
     return signal_df
 
@@ -113,7 +113,7 @@ def compute_days(
     options = h.count_options()
     # Aggregated rows only, cached so that the accounting is known before anything is written;
     # dropped whatever happens (see `window.write_window`).
-    counts_df = hunt.count_days(prepared.hunt_df, options).cache()
+    counts_df = caching.cached(hunt.count_days(prepared.hunt_df, options))
     # With `own_domains: auto` the day's own-domain evidence rides in the same commit, so that a
     # later window derives its own domains from the partials without rescanning the source.
     own_df = (
@@ -149,9 +149,9 @@ def compute_days(
     finally:
         pool.shutdown(wait=True)
         if signal_f is not None and signal_f.exception() is None:
-            signal_f.result().unpersist()
+            caching.release(signal_f.result())
         prepared.release()
-        counts_df.unpersist()
+        caching.release(counts_df)
     report.days_computed.extend(days)
     faults.point("after-partials-commit")
 
@@ -212,7 +212,7 @@ def write_window_reports(
     results_df = frames[0]
     for frame in frames[1:]:
         results_df = results_df.unionByName(frame)
-    results_df = results_df.cache()
+    results_df = caching.cached(results_df)
     # The partners table reads only the committed partials and the own domains: its commits
     # (mostly waiting on Delta's log) overlap the outputs' and the results'.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partner-hunt-partners")
@@ -238,4 +238,4 @@ def write_window_reports(
             alongside_f.result()
     finally:
         pool.shutdown(wait=True)
-        results_df.unpersist()
+        caching.release(results_df)

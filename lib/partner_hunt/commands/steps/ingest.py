@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
-from partner_hunt.core import landed, privacy, signals
+from partner_hunt.core import caching, landed, privacy, signals
 from partner_hunt.core.tables import INGEST_COUNTS, INGEST_QUARANTINE_DDL, columns
 from partner_hunt.store import checks, faults, io, landing, merge, runlog
 from partner_hunt.store.locations import Locations, TableRef, folder_location, resolve, signal_tables
@@ -103,7 +103,7 @@ def _ingest(
         parse(batch.lines_df, route, config.ingest.workspace_tenants)
         .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
         .withColumn("Line", F.when(F.col("QuarantineReason").isNotNull(), F.col("Line")))
-        .cache()
+        .transform(caching.cached)
     )
     try:
         counts, good, progress_df = _count(spark, events_df, batch.ends_df)
@@ -113,7 +113,7 @@ def _ingest(
         say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
         _write(spark, config, report, places, events_df, counts, good)
     finally:
-        events_df.unpersist()
+        caching.release(events_df)
     faults.point("after-ingest-commit")
     landing.record_consumed(progress_df, places.files, report.run_id)
 

@@ -18,7 +18,7 @@ from pyspark.sql import Window as SparkWindow
 from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
-from partner_hunt.core import alerts, evidence, hunt
+from partner_hunt.core import alerts, caching, evidence, hunt
 from partner_hunt.core.tables import ALERT_COLUMNS, window_key
 from partner_hunt.store import io, jsonl, merge
 from partner_hunt.store.predicates import Retirement, equality_predicate
@@ -212,7 +212,7 @@ def _write_alerts(
         merge.upsert(alerts_df, ref, "AlertId", alerts.PRESERVED_ON_UPDATE, retire)
     outputs.alerts = str(ref)
     # Read back so that re-raised alerts carry their stored first-raised time.
-    window_df = io.read_window_rows(spark, ref, key).transform(alerts.with_status).cache()
+    window_df = caching.cached(io.read_window_rows(spark, ref, key).transform(alerts.with_status))
     try:
         raised = (F.col("RunId") == F.lit(report.run_id)) & (F.col("Status") == F.lit(alerts.STATUS_NEW))
         withdrawn = F.col("WithdrawnByRunId") == F.lit(report.run_id)
@@ -221,7 +221,7 @@ def _write_alerts(
         )
         _write_alert_jsonl(config, report, window, window_df, outputs, notes)
     finally:
-        window_df.unpersist()
+        caching.release(window_df)
 
 
 def _counts_and_tops(

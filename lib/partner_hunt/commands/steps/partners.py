@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from partner_hunt.commands.steps import own_domains
 from partner_hunt.config import Config
-from partner_hunt.core import partners, risk
+from partner_hunt.core import caching, partners, risk
 from partner_hunt.core.exclusions import drop_exclusions
 from partner_hunt.core.tables import PARTNER_RISK_COLUMNS, PARTNERS_COLUMNS
 from partner_hunt.store import io
@@ -92,7 +92,7 @@ def refresh_partners(
     `found` are the own domains the command derived (`hunt.own_domains: auto`).
     """
     partials_df = io.read_table(spark, report.locations.partials)
-    rows_df = partner_rows(partials_df, config, report, window, found).cache()
+    rows_df = caching.cached(partner_rows(partials_df, config, report, window, found))
     variant = equality_predicate({"Variant": report.variant})
 
     def write_risk() -> None:
@@ -110,4 +110,4 @@ def refresh_partners(
             if risk_f is not None:
                 risk_f.result()
     finally:
-        rows_df.unpersist()
+        caching.release(rows_df)

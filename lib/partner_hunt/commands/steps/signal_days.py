@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
-from partner_hunt.core import hunt, partner_signals, schema, signals
+from partner_hunt.core import caching, hunt, partner_signals, schema, signals
 from partner_hunt.store import changes
 from partner_hunt.store.errors import first_line
 from partner_hunt.store.signal_sources import SignalInputs, typed_columns
@@ -33,12 +33,12 @@ def _message_days(
         return []
     # A night's changes are few rows, but each read of a change feed replays its commits: the
     # span's job keeps them, and the days' job reads them from there.
-    typed = {table: typed_columns(rows_df, table, table.table).cache() for table, rows_df in changed.items()}
+    typed = {table: caching.cached(typed_columns(rows_df, table, table.table)) for table, rows_df in changed.items()}
     try:
         return _days_of_typed(source_df, typed, inputs, max_delay_days)
     finally:
         for rows in typed.values():
-            rows.unpersist()
+            caching.release(rows)
 
 
 def _days_of_typed(

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from partner_hunt.commands.steps import accounting, outputs, own_domains
 from partner_hunt.commands.steps.days import known_now, source_requirements
 from partner_hunt.config import Config
-from partner_hunt.core import hunt, quality, schema
+from partner_hunt.core import caching, hunt, quality, schema
 from partner_hunt.store import checks, faults, runlog, source
 from partner_hunt.store.locations import Locations
 from partner_hunt.store.partials_table import check_partials
@@ -96,12 +96,12 @@ def write_window(spark: SparkSession, config: Config, report: RunReport, plan: W
     # bad-fraction check can then refuse before any write. The cache is dropped whatever happens:
     # a failed run's cached plan would otherwise be reused by the next identical run, with the
     # failed run's settings (e.g. not skipping corrupt files).
-    counts_df = plan.counts_df.cache()
+    counts_df = caching.cached(plan.counts_df)
     results_df: DataFrame | None = None
     try:
         quarantined = accounting.account(report, plan.prepared, config.quality.max_bad_fraction, counts_df)
         # One row per (tenant, domain): the analyst outputs and the results table share it.
-        results_df = plan.results_df.cache()
+        results_df = caching.cached(plan.results_df)
         report.result_rows = results_df.count()
         # Every other table first and the results last: a failure before the results commit
         # leaves the window's previous results standing, and a rerun replaces what was written.
@@ -113,7 +113,7 @@ def write_window(spark: SparkSession, config: Config, report: RunReport, plan: W
         faults.point("after-results-commit")
     finally:
         plan.prepared.release()
-        counts_df.unpersist()
+        caching.release(counts_df)
         if results_df is not None:
-            results_df.unpersist()
+            caching.release(results_df)
 
