@@ -33,8 +33,10 @@ def _message_days(
         return []
     # A night's changes are few rows, but each read of a change feed replays its commits: the
     # span's job keeps them, and the days' job reads them from there.
-    typed = {table: caching.cached(typed_columns(rows_df, table, table.table)) for table, rows_df in changed.items()}
+    typed: dict[signals.SignalTable, DataFrame] = {}
     try:
+        for table, rows_df in changed.items():
+            typed[table] = caching.cached(typed_columns(rows_df, table, table.table))
         return _days_of_typed(source_df, typed, inputs, max_delay_days)
     finally:
         for rows in typed.values():
@@ -44,6 +46,7 @@ def _message_days(
 def _days_of_typed(
     source_df: DataFrame, typed: dict[signals.SignalTable, DataFrame], inputs: SignalInputs, max_delay_days: int
 ) -> list[Row]:
+    """`_message_days` of the changed rows typed by `typed_columns` (at least one table)."""
     times = [rows.select("Timestamp") for rows in typed.values()]
     span = times[0]
     for more in times[1:]:
