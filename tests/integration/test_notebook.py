@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def test_notebook_executes_and_writes_its_charts(spark, tmp_path, monkeypatch):
     monkeypatch.delenv("PYSPARK_GATEWAY_SECRET", raising=False)
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # Every cell has its id: nbformat warns today and will refuse the notebook later without them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nbformat.validate(notebook)
     client = nbclient.NotebookClient(
         # The kernel's working directory is the test's: Spark leaves its warehouse folder there.
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
