@@ -18,12 +18,17 @@ class Frame:
     def __init__(self, error: str | None):
         self.error = error
         self.cached = False
+        self.counted = 0
 
     def cache(self):
         if self.error:
             raise RuntimeError(self.error)
         self.cached = True
         return self
+
+    def count(self):
+        self.counted += 1
+        return 0
 
     def unpersist(self):
         if self.error:
@@ -55,3 +60,10 @@ def test_a_serverless_refusal_leaves_the_frame_uncached_and_says_so_once(monkeyp
 def test_any_other_failure_of_the_cache_is_raised(call):
     with pytest.raises(RuntimeError, match="executor lost"):
         call(Frame("executor lost"))
+
+
+def test_a_frame_is_computed_ahead_only_where_it_is_kept():
+    kept, refused = Frame(None), Frame(SERVERLESS)
+    assert caching.materialized(kept) is kept and kept.cached and kept.counted == 1
+    # Nothing would keep the rows: computing them ahead would be thrown away.
+    assert caching.materialized(refused) is refused and refused.counted == 0

@@ -32,16 +32,31 @@ def _tell_once() -> None:
         log.info("this compute refuses Spark's cache (serverless): intermediate results are computed again where they would be reused")
 
 
-def cached(df: DataFrame) -> DataFrame:
-    """`df` cached (lazily, as `DataFrame.cache`), or `df` itself where the compute refuses caching;
-    any other error is raised."""
+def _cache(df: DataFrame) -> bool:
+    """Ask for `df` to be cached: True if the compute took it, False if it refuses caching."""
     try:
-        return df.cache()
+        df.cache()
     except Exception as exc:
         if not _refused(exc):
             raise
         _tell_once()
-        return df
+        return False
+    return True
+
+
+def cached(df: DataFrame) -> DataFrame:
+    """`df` cached (lazily, as `DataFrame.cache`), or `df` itself where the compute refuses caching;
+    any other error is raised."""
+    _cache(df)
+    return df
+
+
+def materialized(df: DataFrame) -> DataFrame:
+    """`df` cached and computed now, so that later actions read it at no cost; where the compute
+    refuses caching, `df` untouched: computing it now would only be thrown away."""
+    if _cache(df):
+        df.count()
+    return df
 
 
 def release(df: DataFrame) -> None:

@@ -77,9 +77,7 @@ def signal_rows(
 
 def _cached_signal_rows(config: Config, report: RunReport, delivered_df: DataFrame, inputs: SignalInputs, days: list[date]) -> DataFrame:
     """The signal partials of `days`, computed and cached (the caller drops them)."""
-    signal_df = caching.cached(signal_rows(config, report, delivered_df, inputs, days).select(*SIGNAL_PARTIALS_COLUMNS))
-    signal_df.count()
-    return signal_df
+    return caching.materialized(signal_rows(config, report, delivered_df, inputs, days).select(*SIGNAL_PARTIALS_COLUMNS))
 
 
 def compute_days(
