@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from partner_hunt.commands import ingest
 from partner_hunt.commands.steps.window import plan_window
 from partner_hunt.config import config_from_mapping
+from partner_hunt.core import caching
 from partner_hunt.store import faults, io, runlog
 from partner_hunt.store.locations import TableRef
 
@@ -222,6 +223,30 @@ def test_a_killed_ingest_resumes_exactly(spark, ingested, tmp_path, monkeypatch,
         # Killed before it recorded its offsets: the resumed ingest recorded them, so nothing is
         # read a third time.
         assert run_ingest(spark, folder, into, output).ingest_counts["Records"] == 0
+
+
+def test_an_executor_lost_with_the_typed_lines_costs_typing_them_again(spark, tmp_path, monkeypatch):
+    """The typed lines are kept on the executors' disks; losing them between the quarantine and
+    the table's commit types them again, and the ingest ends as an uninterrupted one."""
+    folder, into, output = tmp_path / "export", tmp_path / "lake" / "events", tmp_path / "lake" / "results"
+    write_blob(folder, 1, 9, crlf(envelope(R1), "not json {", envelope(R2), envelope(R1)))
+    kept = []
+    keep = caching.kept_on_disk
+    monkeypatch.setattr(caching, "kept_on_disk", lambda df: kept.append(keep(df)) or kept[-1])
+
+    def lose_them_once():
+        if len(kept) == 1:
+            caching.release(kept[0])
+
+    monkeypatch.setattr(faults, "kill", lose_them_once)
+    monkeypatch.setenv(faults.ENV, "after-ingest-quarantine")
+    report = run_ingest(spark, folder, into, output)
+    assert report.status == "succeeded" and len(kept) == 2
+    got = table_rows(spark, into).select("ReportId", "IngestLineNumber")
+    assert sorted((r[0], r[1]) for r in got.collect()) == [("r1", 1), ("r2", 3)]
+    quarantine = io.read_table(spark, TableRef(f"{into}_ingest_quarantine", True)).select("LineNumber", "Reason").collect()
+    assert [(r[0], r[1]) for r in quarantine] == [(2, "NOT_JSON")]
+    assert report.ingest_counts["Records"] == 4 and report.ingest_counts["RecordsIngested"] == 2
 
 
 def test_log_analytics_export_maps_workspaces_to_tenants(spark, tmp_path):

@@ -67,3 +67,45 @@ def test_a_frame_is_computed_ahead_only_where_it_is_kept():
     assert caching.materialized(kept) is kept and kept.cached and kept.counted == 1
     # Nothing would keep the rows: computing them ahead would be thrown away.
     assert caching.materialized(refused) is refused and refused.counted == 0
+
+
+def test_rows_kept_on_disk_are_computed_once_and_freed_on_release(spark):
+    from chispa import assert_df_equality
+    from pyspark.sql import functions as F
+
+    # A random column differs on each computation: equal reads prove the rows were kept.
+    df = spark.range(6).withColumn("r", F.rand())
+    kept = caching.kept_on_disk(df)
+    first = kept.orderBy("id")
+    assert_df_equality(first, kept.orderBy("id"))
+    assert kept.count() == 6
+    caching.release(kept)
+    with pytest.raises(Exception, match="CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND"):
+        kept.count()
+
+
+class NoCheckpoint(Frame):
+    """A frame whose compute offers no local checkpoint (raising `checkpoint_error`)."""
+
+    def __init__(self, checkpoint_error: str, cache_error: str | None = None):
+        super().__init__(cache_error)
+        self.checkpoint_error = checkpoint_error
+
+    def localCheckpoint(self, eager, storageLevel):  # noqa: N802 - Spark's name
+        raise RuntimeError(self.checkpoint_error)
+
+
+def test_a_compute_without_local_checkpoints_caches_the_rows_instead(caplog):
+    frame = NoCheckpoint("[UNSUPPORTED_FEATURE.LOCAL_CHECKPOINT] not supported here")
+    with caplog.at_level(logging.INFO, logger="partner_hunt"):
+        assert caching.kept_on_disk(frame) is frame
+    assert frame.cached and frame.counted == 1
+    assert any("local checkpoint" in r.getMessage() for r in caplog.records)
+    # Nor the cache: the frame itself, computed where it is read.
+    refused = NoCheckpoint("[NOT_SUPPORTED_WITH_SERVERLESS] checkpoint", SERVERLESS)
+    assert caching.kept_on_disk(refused) is refused and refused.counted == 0
+
+
+def test_any_other_failure_of_a_local_checkpoint_is_raised():
+    with pytest.raises(RuntimeError, match="executor lost"):
+        caching.kept_on_disk(NoCheckpoint("executor lost"))

@@ -6,12 +6,17 @@ docs/databricks.md). The commands cache only to save work: every frame they cach
 pinned table version or from tables the command has finished writing, so computing it again for
 each action gives the same rows. There, a frame is left uncached, and the first refusal is logged
 once a process, so the extra work is never a silent surprise.
+
+A frame of raw rows read once and then by several jobs (an ingest's typed lines) is kept on the
+executors' disks as rows (`kept_on_disk`): Spark's cache encodes every column into its columnar
+form, which for nested records cost half as much again as computing them.
 """
 
 from __future__ import annotations
 
 import logging
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 # The error class Databricks raises for the cache APIs on serverless compute.
@@ -23,6 +28,11 @@ _told = False
 
 def _refused(exc: Exception) -> bool:
     return REFUSED in str(exc)
+
+
+def _unsupported(exc: Exception) -> bool:
+    text = str(exc)
+    return REFUSED in text or "UNSUPPORTED" in text or "NOT_SUPPORTED" in text
 
 
 def _tell_once() -> None:
@@ -59,8 +69,46 @@ def materialized(df: DataFrame) -> DataFrame:
     return df
 
 
+def kept_on_disk(df: DataFrame) -> DataFrame:
+    """`df` computed now into rows kept on the executors' disks (a local checkpoint), which every
+    later action reads instead of computing it again; `materialized(df)` where the compute does not
+    offer local checkpoints. Drop it with `release`.
+
+    The rows live with the executors that computed them: an action that finds one of them gone
+    fails (`CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND`) rather than computing it again, so only a command
+    that can simply be run again (as every command here can) should keep a frame this way.
+    """
+    try:
+        return df.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+    except Exception as exc:
+        if not _unsupported(exc):
+            raise
+        log.info("this compute offers no local checkpoint: the rows are cached instead (%s)", str(exc).splitlines()[0][:200])
+        return materialized(df)
+
+
+def lost(exc: Exception) -> bool:
+    """Whether `exc` says that rows `kept_on_disk` were lost with an executor."""
+    return "CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND" in str(exc)
+
+
+def _checkpointed_rdd(df: DataFrame) -> object | None:
+    """The RDD a classic session's local checkpoint of `df` keeps its rows in, if it is one. Spark
+    Connect drops a checkpoint's rows on the server when its frame is garbage collected."""
+    jdf = getattr(df, "_jdf", None)
+    if jdf is None:
+        return None
+    plan = jdf.queryExecution().logical()
+    return plan.rdd() if plan.getClass().getSimpleName() == "LogicalRDD" else None
+
+
 def release(df: DataFrame) -> None:
-    """Drop `df` from the cache, where it is cached: a frame `cached` left uncached is a no-op."""
+    """Drop `df`'s kept rows: from the cache, or a local checkpoint's from the executors' disks.
+    A frame `cached` left uncached is a no-op."""
+    rdd = _checkpointed_rdd(df)
+    if rdd is not None:
+        rdd.unpersist(False)  # type: ignore[attr-defined]
+        return
     try:
         df.unpersist()
     except Exception as exc:

@@ -11,6 +11,7 @@ each write adds only what is not there yet.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,8 +23,11 @@ from partner_hunt.config import Config
 from partner_hunt.core import caching, landed, privacy, signals
 from partner_hunt.core.tables import INGEST_COUNTS, INGEST_QUARANTINE_DDL, columns
 from partner_hunt.store import checks, faults, io, landing, merge, runlog
+from partner_hunt.store.errors import first_line
 from partner_hunt.store.locations import Locations, TableRef, folder_location, resolve, signal_tables
 from partner_hunt.store.runlog import RunReport
+
+log = logging.getLogger("partner_hunt")
 
 ROUTES = ("defender-storage", "log-analytics-export")
 # A table ingest creates: `run --incremental` reads its changes, and its data skipping statistics
@@ -31,6 +35,8 @@ ROUTES = ("defender-storage", "log-analytics-export")
 TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.dataSkippingStatsColumns": "TenantId,Timestamp,LastEditedTime,IngestedAt"}
 # A signal table ingest creates: the same, over the columns it has.
 SIGNAL_TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.dataSkippingStatsColumns": "TenantId,Timestamp,IngestedAt"}
+# How often the batch's typed lines are computed when an executor holding them is lost.
+_ATTEMPTS = 2
 # Up to this many records delivered twice in one batch, their keys are sent to every task.
 _FEW_REPEATED = 100_000
 # The envelope's own times, kept as columns of the flat table under their own names.
@@ -99,21 +105,30 @@ def _ingest(
     batch = landing.read_new_lines(spark, folder, pattern, blobs)
     # Every line parsed and typed once: the counts, the quarantine and the table read this. A
     # line's text is kept only where the quarantine needs it.
-    events_df = (
+    typed_df = (
         parse(batch.lines_df, route, config.ingest.workspace_tenants)
         .transform(landed.to_message_events, ENVELOPE_TIMES[route], ENVELOPE_TEXT[route])
         .withColumn("Line", F.when(F.col("QuarantineReason").isNotNull(), F.col("Line")))
-        .transform(caching.cached)
     )
-    try:
-        counts, good, progress_df = _count(spark, events_df, batch.ends_df)
-        report.ingest_counts = counts
-        report.rows_read = counts["Records"]
-        report.rows_quarantined = counts["Quarantined"]
-        say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
-        _write(spark, config, report, places, events_df, counts, good)
-    finally:
-        caching.release(events_df)
+    for attempt in range(1, _ATTEMPTS + 1):
+        events_df = caching.kept_on_disk(typed_df)
+        try:
+            counts, good, progress_df = _count(spark, events_df, batch.ends_df)
+            report.ingest_counts = counts
+            report.rows_read = counts["Records"]
+            report.rows_quarantined = counts["Quarantined"]
+            say(f"ingest: {counts['Records']:,} record(s) in {counts['BytesRead']:,} new bytes; writing")
+            _write(spark, config, report, places, events_df, counts, good)
+            break
+        except Exception as exc:
+            # The typed lines live with the executors that computed them. Losing one (a spot
+            # instance, a scale-down) loses them, and every write above is idempotent, so the lines
+            # are typed again and the ingest goes on, as a rerun after a kill would.
+            if attempt == _ATTEMPTS or not caching.lost(exc):
+                raise
+            log.warning("ingest: an executor holding the typed lines was lost; typing them again (%s)", first_line(exc))
+        finally:
+            caching.release(events_df)
     faults.point("after-ingest-commit")
     landing.record_consumed(progress_df, places.files, report.run_id)
 
