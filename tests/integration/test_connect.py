@@ -159,3 +159,37 @@ def test_job_end_to_end_over_connect(spark, server, source, tmp_path):
     assert alerts_df.count() == alerts_df.select("AlertId").distinct().count()
     assert_df_equality(alerts_df.select("AlertId", "RuleId"), alerts_before, ignore_row_order=True, ignore_nullable=True)
     assert {r["RunId"] for r in alerts_df.select("RunId").distinct().collect()} == {connect_run}
+
+
+def test_ingest_over_connect_equals_classic(spark, server, tmp_path):
+    """`partner-hunt ingest` over Connect (as on serverless, where the typed lines are kept by a
+    Connect local checkpoint): the same table and quarantine as a classic ingest of the same folder."""
+    from pyspark.sql import functions as F
+
+    from tests.integration.test_ingest import R1, R2, R4, crlf, envelope, write_blob
+
+    folder = tmp_path / "insights-logs-advancedhunting-messageevents"
+    write_blob(folder, 1, 9, crlf(envelope(R1), "not json {", envelope(R2), envelope(R1), envelope(R4)))
+    classic, remote = tmp_path / "classic" / "message_events", tmp_path / "connect" / "message_events"
+    args = ["ingest", "--from", "defender-storage", "--input", str(folder)]
+    assert run_cli([*args, "--into", str(classic), "--output", str(classic.parent / "results")]) == 0
+    proc = run_child(
+        ["-m", "partner_hunt.cli", *args, "--into", str(remote), "--output", str(remote.parent / "results")],
+        server.url, PARTNER_HUNT_REMOTE=server.url,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    assert "ingested 3 of 5 record(s)" in proc.stderr and "no local checkpoint" not in proc.stderr, proc.stderr[-4000:]
+
+    def table(path: Path, suffix: str = "", drop: tuple[str, ...] = ()):
+        df = spark.read.format("delta").load(f"{path}{suffix}")
+        # A map cannot be ordered by: compared as its sorted entries.
+        maps = {f.name for f in df.schema.fields if f.dataType.typeName() == "map"}
+        return df.select(*[F.array_sort(F.map_entries(c)).alias(c) if c in maps else c for c in df.columns if c not in drop])
+
+    lineage = ("IngestRunId", "IngestedAt", "IngestFile")
+    assert table(classic).count() == 3
+    assert_df_equality(table(remote, drop=lineage), table(classic, drop=lineage), ignore_row_order=True, ignore_nullable=True)
+    kept = ("File", "RunId", "QuarantinedAt")
+    assert_df_equality(
+        table(remote, "_ingest_quarantine", kept), table(classic, "_ingest_quarantine", kept), ignore_row_order=True, ignore_nullable=True
+    )
