@@ -217,3 +217,39 @@ def test_spark_submit_on_cluster_survives_a_killed_executor(spark, cluster, lake
     assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
     assert re.search(r"Lost executor \d+|Executor \S+ removed", printed), tail(log, 8000)
     assert_same_results(spark, lake, output)
+
+
+def test_ingest_on_cluster_matches_local(spark, cluster, lake, tmp_path):
+    """`partner-hunt ingest --master spark://...`: the typed lines are kept on the executors' disks
+    (a local checkpoint) and read back by the counts, the quarantine and the write on both workers;
+    the table equals the one a `local[2]` ingest writes from the same export."""
+    from partner_hunt.store import landing
+
+    folder = tmp_path / "insights-logs-advancedhunting-messageevents"
+    # Two days of hourly blobs, so both executors get tasks; one line that is not JSON.
+    events_df = sample.generate_events(spark, 3_000, days=2, seed=13, end=END)
+    landing.write_local_export(sample.export_lines(events_df), str(folder))
+    with next(folder.rglob("PT1H.json")).open("a", encoding="utf-8", newline="") as blob:
+        blob.write("not json {\r\n")
+    args = ["ingest", "--config", str(lake["config"]), "--from", "defender-storage", "--input", str(folder)]
+    local, remote = tmp_path / "local" / "message_events", tmp_path / "cluster" / "message_events"
+    with settings_restored(spark):
+        assert run_cli([*args, "--into", str(local), "--output", str(local.parent / "results")]) == 0
+    log = tmp_path / "ingest.log"
+    before = set(cluster.executor_logs())
+    cli = Path(sys.executable).with_name("partner-hunt")
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            [str(cli), *args, "--master", cluster.url, "--into", str(remote), "--output", str(remote.parent / "results")],
+            stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True, env=spark_env(),
+        )
+    printed = finish(proc, log)
+    assert re.search(r"ingested [\d,]+ of 3,001 record\(s\)", printed) and "quarantined 1 " in printed, tail(log)
+    assert workers_that_ran_tasks(cluster, before) == {"worker0", "worker1"}
+    lineage = ("IngestRunId", "IngestedAt", "IngestFile")
+
+    def table(path: Path):
+        df = spark.read.format("delta").load(str(path))
+        return df.select(*[c for c in df.columns if c not in lineage and df.schema[c].dataType.typeName() != "map"])
+
+    assert_df_equality(table(remote), table(local), ignore_row_order=True, ignore_nullable=True)
