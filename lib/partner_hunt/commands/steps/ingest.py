@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from partner_hunt.config import Config
-from partner_hunt.core import caching, landed, privacy, signals
+from partner_hunt.core import caching, landed, layout, privacy, signals
 from partner_hunt.core.tables import INGEST_COUNTS, INGEST_QUARANTINE_DDL, columns
 from partner_hunt.store import checks, faults, io, landing, merge, runlog
 from partner_hunt.store.errors import first_line
@@ -236,10 +236,9 @@ def _write(
         )
         before = io.table_version(spark, places.into) if io.table_exists(spark, places.into) else None
         if before is None and good.first is not None and good.last is not None:
-            # A table's first, usually largest, batch laid out by time (a range of days a file):
-            # later batches' MERGEs then compare only the files of their own days.
-            days = max(1, min(366, (good.last - good.first).days + 1))
-            rows_df = rows_df.repartitionByRange(days, "Timestamp")
+            # A table's first, usually largest, batch laid out one day a file: later batches'
+            # MERGEs then compare only the files of their own days.
+            rows_df = layout.by_day(rows_df, (good.last - good.first).days + 1)
         merge.insert_new(
             rows_df,
             places.into,
