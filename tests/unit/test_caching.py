@@ -106,6 +106,7 @@ def test_a_compute_without_local_checkpoints_caches_the_rows_instead(caplog):
     assert caching.kept_on_disk(refused) is refused and refused.counted == 0
 
 
-def test_any_other_failure_of_a_local_checkpoint_is_raised():
-    with pytest.raises(RuntimeError, match="executor lost"):
-        caching.kept_on_disk(NoCheckpoint("executor lost"))
+@pytest.mark.parametrize("error", ["executor lost", "[UNSUPPORTED_DATATYPE] a column of the frame itself"])
+def test_any_other_failure_of_a_local_checkpoint_is_raised(error):
+    with pytest.raises(RuntimeError, match=error.split("]")[-1].strip()):
+        caching.kept_on_disk(NoCheckpoint(error))

@@ -9,7 +9,7 @@ once a process, so the extra work is never a silent surprise.
 
 A frame of raw rows read once and then by several jobs (an ingest's typed lines) is kept on the
 executors' disks as rows (`kept_on_disk`): Spark's cache encodes every column into its columnar
-form, which for nested records cost half as much again as computing them.
+form, which for nested records cost from half as much again as computing them to twice as much.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ def _refused(exc: Exception) -> bool:
     return REFUSED in str(exc)
 
 
-def _unsupported(exc: Exception) -> bool:
+def _no_checkpoint(exc: Exception) -> bool:
+    """Whether `exc` says the compute offers no local checkpoint (rather than that computing the
+    frame failed, which a local checkpoint does eagerly)."""
     text = str(exc)
-    return REFUSED in text or "UNSUPPORTED" in text or "NOT_SUPPORTED" in text
+    return REFUSED in text or ("checkpoint" in text.lower() and ("UNSUPPORTED" in text or "NOT_SUPPORTED" in text))
 
 
 def _tell_once() -> None:
@@ -81,7 +83,7 @@ def kept_on_disk(df: DataFrame) -> DataFrame:
     try:
         return df.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     except Exception as exc:
-        if not _unsupported(exc):
+        if not _no_checkpoint(exc):
             raise
         log.info("this compute offers no local checkpoint: the rows are cached instead (%s)", str(exc).splitlines()[0][:200])
         return materialized(df)
