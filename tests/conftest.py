@@ -41,7 +41,9 @@ def spark(tmp_path_factory):
             # Throughput over pause times for one busy JVM on two cores, and room enough that
             # the cached frames of a run rarely trigger a collection: each ~10% faster per run here.
             "spark.driver.memory": "2g",
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse} -XX:+UseParallelGC",
+            # One code cache, larger than the default, for the classes every query of the suite
+            # generates (the default's segments can fill up, a fatal error that stops Spark).
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse} -XX:+UseParallelGC -XX:-SegmentedCodeCache -XX:ReservedCodeCacheSize=512m",
             **SUITE_ONLY_CONF,
         },
     )

@@ -31,6 +31,8 @@ DELTA_CONF = {
 }
 # A machine shared with other test runs can be slow to start JVMs; these are ceilings, not waits.
 START_TIMEOUT = float(os.environ.get("PARTNER_HUNT_TEST_START_TIMEOUT", "180"))
+# One code cache, larger than the default (see `ConnectServer.start`).
+CODE_CACHE = "-XX:-SegmentedCodeCache -XX:ReservedCodeCacheSize=512m"
 JOB_TIMEOUT = float(os.environ.get("PARTNER_HUNT_TEST_JOB_TIMEOUT", "900"))
 
 
@@ -255,7 +257,9 @@ class ConnectServer:
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.warehouse.dir": str(self.root / "warehouse"),
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={self.root}",
+            # Every query of a long suite generates classes: JDK 17's segmented code cache gave
+            # this server "Out of space in CodeCache for adapters" (a fatal error that stops Spark).
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={self.root} {CODE_CACHE}",
         }
         args = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", "local[2]",
                 "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
