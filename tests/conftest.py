@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tests.integration.spark_cluster import CODE_CACHE
+
 # The suite runs hundreds of small, different plans on a few rows each in one long-lived JVM:
 # compiling generated Java for each plan costs more CPU than running it. Interpreted expressions
 # give the same answers (Spark's own tests run both ways) and cut the in-process tests by about a
@@ -41,9 +43,8 @@ def spark(tmp_path_factory):
             # Throughput over pause times for one busy JVM on two cores, and room enough that
             # the cached frames of a run rarely trigger a collection: each ~10% faster per run here.
             "spark.driver.memory": "2g",
-            # One code cache, larger than the default, for the classes every query of the suite
-            # generates (the default's segments can fill up, a fatal error that stops Spark).
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse} -XX:+UseParallelGC -XX:-SegmentedCodeCache -XX:ReservedCodeCacheSize=512m",
+            # The code cache the Connect server gets too: every query of the suite generates classes.
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={warehouse} -XX:+UseParallelGC {CODE_CACHE}",
             **SUITE_ONLY_CONF,
         },
     )
