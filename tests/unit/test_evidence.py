@@ -168,3 +168,30 @@ def test_daily_counts_add_up_to_the_hunts_counts(spark, events):
             for r in evidence_through_run(df, res, mode=mode).collect()
         }
         assert got == {r.SenderFromDomain: (r.OutboundTeamsMessages, r.IncomingTeamsMessagesWithThreats) for r in hunted}
+
+
+def test_a_type_listed_twice_counts_once_and_sender_domains_tie_by_name(spark, events):
+    df = events(
+        event(to=["a@p.com"], owned=True, msg="o1", ts=T0),
+        event(to=["x@p.com"], owned=False, threats="Phish, Phish,Spam", sender="m@zeta.com", msg="i1", ts=T1),
+        event(to=["y@p.com"], owned=False, threats="Phish", sender="m@alpha.com", msg="i2", ts=T1),
+        # No "@": KQL's split gives the "" domain, which is a sender domain like any other.
+        event(to=["y@p.com"], owned=False, threats="Spam", sender="noat", msg="i3", ts=T1),
+    )
+    res = results(spark, "kql", ("p.com", 1, 3, 3.0))
+    actual = evidence_through_run(df, res, mode="kql")
+    check(
+        actual,
+        expected(
+            spark,
+            "kql",
+            (
+                "p.com", 1, 3, 3.0, T1, T1, 3, 3,
+                [("Phish", 2), ("Spam", 2)],
+                [("", 1), ("alpha.com", 1), ("zeta.com", 1)],
+                ["i1", "i2", "i3"],
+                None,
+                [(DAY1, 1, 3)],
+            ),
+        ),
+    )
